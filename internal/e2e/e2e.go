@@ -1,0 +1,77 @@
+// Package e2e finds the local stack (Docker Engine, registry, cluster) for
+// end-to-end tests. End-to-end tests carry the build tag `e2e`; when the
+// stack is missing they fail with a message saying how to start it, never
+// skip.
+package e2e
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// DefaultDevDir is where `mage dev:up` keeps the local stack's state unless
+// TESTSHIP_DEV_DIR says otherwise.
+const DefaultDevDir = "/var/lib/testship/dev"
+
+// DevDir returns the local stack's state directory.
+func DevDir() string {
+	if d := os.Getenv("TESTSHIP_DEV_DIR"); d != "" {
+		return d
+	}
+	return DefaultDevDir
+}
+
+// Kubeconfig returns the path of a kubeconfig for the test cluster:
+// $KUBECONFIG when set, else the local stack's admin kubeconfig. It fails
+// the test when neither exists.
+func Kubeconfig(t testing.TB) string {
+	t.Helper()
+	path := os.Getenv("KUBECONFIG")
+	if path == "" {
+		path = filepath.Join(DevDir(), "kubeconfig")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("e2e: no cluster: kubeconfig %s: %v; run `mage dev:up` (or set KUBECONFIG) before the end-to-end tests", path, err)
+	}
+	return path
+}
+
+// Registry returns the address of the local stack's registry
+// ($TESTSHIP_E2E_REGISTRY, default 127.0.0.1:5000), failing the test when it
+// does not answer the registry API.
+func Registry(t testing.TB) string {
+	t.Helper()
+	addr := os.Getenv("TESTSHIP_E2E_REGISTRY")
+	if addr == "" {
+		addr = "127.0.0.1:5000"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v2/", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("e2e: no registry at %s: %v; run `mage dev:up` before the end-to-end tests", addr, err)
+	}
+	resp.Body.Close()
+	return addr
+}
+
+// Docker fails the test unless a Docker Engine answers on its socket
+// ($DOCKER_HOST or /var/run/docker.sock).
+func Docker(t testing.TB) {
+	t.Helper()
+	sock := "/var/run/docker.sock"
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		return // the client reports a bad DOCKER_HOST itself, naming it
+	}
+	c, err := net.DialTimeout("unix", sock, 2*time.Second)
+	if err != nil {
+		t.Fatalf("e2e: no Docker Engine at %s: %v; run `mage dev:up` (or start dockerd) before the end-to-end tests", sock, err)
+	}
+	c.Close()
+}
