@@ -1,0 +1,55 @@
+// Package gha writes step outputs and job summaries for GitHub Actions.
+// Outside Actions ($GITHUB_OUTPUT / $GITHUB_STEP_SUMMARY unset) every call
+// is a no-op, so library code can call it unconditionally.
+package gha
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Enabled reports whether the process runs as a GitHub Actions step.
+func Enabled() bool { return os.Getenv("GITHUB_ACTIONS") == "true" }
+
+// SetOutput appends name=value to $GITHUB_OUTPUT. Multi-line values use the
+// heredoc form with a random delimiter.
+func SetOutput(name, value string) error {
+	if strings.ContainsAny(name, "=\n") || name == "" {
+		return fmt.Errorf("gha: output name %q is not valid: want a name without '=' or newlines", name)
+	}
+	line := name + "=" + value + "\n"
+	if strings.Contains(value, "\n") {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		delim := "ghadelim_" + hex.EncodeToString(b[:])
+		line = name + "<<" + delim + "\n" + value + "\n" + delim + "\n"
+	}
+	return appendTo("GITHUB_OUTPUT", line)
+}
+
+// AppendSummary appends Markdown to $GITHUB_STEP_SUMMARY.
+func AppendSummary(markdown string) error {
+	if !strings.HasSuffix(markdown, "\n") {
+		markdown += "\n"
+	}
+	return appendTo("GITHUB_STEP_SUMMARY", markdown)
+}
+
+func appendTo(envVar, text string) error {
+	path := os.Getenv(envVar)
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("gha: open %s=%s: %w", envVar, path, err)
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return fmt.Errorf("gha: write %s: %w", path, err)
+	}
+	return f.Close()
+}
