@@ -1,0 +1,54 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/testship/testship/pkg/config"
+	"github.com/testship/testship/pkg/image"
+)
+
+// Image builds and pushes testship's images.
+type Image mg.Namespace
+
+// Base builds the base image (no pull needed) unless it is up to date.
+//
+// Reads TESTSHIP_BASE_FROM (scratch, or any image to start FROM),
+// TESTSHIP_PLATFORM, TESTSHIP_REGISTRY, TESTSHIP_REPOSITORY, DOCKER_HOST.
+// Run `mage vars` for every variable.
+func (Image) Base(ctx context.Context) error {
+	return runImage(ctx, image.StageBase)
+}
+
+// Test compiles the test package with `go test -c` and builds the test image (and app images).
+//
+// Reads TESTSHIP_TEST_PACKAGE, TESTSHIP_APPS, TESTSHIP_PLATFORM and the
+// variables of image:base. Nothing is rebuilt when the tag, a digest of
+// every input, already exists in the engine.
+func (Image) Test(ctx context.Context) error {
+	return runImage(ctx, image.StageTest)
+}
+
+// Push builds what is missing and pushes base, test and app images (ECR or any OCI registry).
+//
+// ECR registries (<account>.dkr.ecr.<region>.amazonaws.com, or
+// TESTSHIP_REGISTRY_TYPE=ecr) log in with the AWS SDK's default
+// credentials and create missing repositories; others use your Docker
+// credentials. Pushed references go to .testship/images.json and, in
+// GitHub Actions, to $GITHUB_OUTPUT (test_image, test_image_digest, ...).
+func (Image) Push(ctx context.Context) error {
+	return runImage(ctx, image.StagePush)
+}
+
+func runImage(ctx context.Context, stage image.Stage) error {
+	cfg, err := config.LoadImage()
+	if err != nil {
+		return err
+	}
+	_, err = image.Run(ctx, cfg, stage, os.Stdout)
+	return err
+}

@@ -1,0 +1,154 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// Variables of the image pipeline.
+var (
+	Registry = Declare(Var{Name: "TESTSHIP_REGISTRY", Default: "127.0.0.1:5000", Area: "image",
+		Help: "registry host[:port] to push to; <account>.dkr.ecr.<region>.amazonaws.com is ECR"})
+	RegistryType = Declare(Var{Name: "TESTSHIP_REGISTRY_TYPE", Default: "auto", Area: "image",
+		Help: "auto (ECR when the host is an ECR host), ecr, or oci (Docker credentials)"})
+	Repository = Declare(Var{Name: "TESTSHIP_REPOSITORY", Default: "testship", Area: "image",
+		Help: "repository prefix: images are <registry>/<prefix>/{base,test,<app>}"})
+	TestPackage = Declare(Var{Name: "TESTSHIP_TEST_PACKAGE", Default: "./tests/link", Area: "image",
+		Help: "Go package whose tests go into the test image (go test -c)"})
+	Apps = Declare(Var{Name: "TESTSHIP_APPS", Default: "link=./tests/link/cmd/link", Area: "image",
+		Help: "name=package,... Go mains built into images of their own (the environment's services); empty for none"})
+	Platform = Declare(Var{Name: "TESTSHIP_PLATFORM", Default: "linux/" + runtime.GOARCH, Area: "image",
+		Help: "target OS/arch of the images, e.g. linux/amd64 or linux/arm64"})
+	BaseFrom = Declare(Var{Name: "TESTSHIP_BASE_FROM", Default: "scratch", Area: "image",
+		Help: "image the base starts FROM: scratch (nothing pulled) or any image you can pull, e.g. debian:bookworm-slim"})
+	StateDir = Declare(Var{Name: "TESTSHIP_STATE_DIR", Default: ".testship", Area: "image",
+		Help: "where build outputs and the pushed image references (images.json) are kept"})
+	Progress = Declare(Var{Name: "TESTSHIP_PROGRESS", Default: "auto", Area: "image",
+		Help: "auto, tty (progress bars) or plain (one line per event; the default when CI=true or not a terminal)"})
+)
+
+// Image is the validated configuration of the image pipeline.
+type Image struct {
+	Registry     string
+	RegistryType string // "ecr" or "oci" (auto resolved)
+	Repository   string
+	TestPackage  string
+	Apps         []App
+	Platform     string // os/arch
+	BaseFrom     string
+	StateDir     string
+	Progress     string // "tty" or "plain" or "auto"
+}
+
+// App is a Go main built into an image of its own.
+type App struct {
+	Name    string
+	Package string
+}
+
+// OS and Arch split Platform.
+func (c Image) OS() string   { os, _, _ := strings.Cut(c.Platform, "/"); return os }
+func (c Image) Arch() string { _, arch, _ := strings.Cut(c.Platform, "/"); return arch }
+
+// Platforms the images can target: Linux containers on the architectures
+// the Go toolchain and container runtimes both support.
+var Platforms = []string{"linux/386", "linux/amd64", "linux/arm", "linux/arm64", "linux/ppc64le", "linux/riscv64", "linux/s390x"}
+
+var (
+	repoRe    = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+	appNameRe = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
+	ecrHostRe = regexp.MustCompile(`^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$`)
+)
+
+// ParseECRHost reports whether host is an ECR registry host and returns its
+// account ID and region.
+func ParseECRHost(host string) (account, region string, ok bool) {
+	m := ecrHostRe.FindStringSubmatch(host)
+	if m == nil {
+		return "", "", false
+	}
+	return m[1], m[2], true
+}
+
+// LoadImage reads and validates the image pipeline's variables.
+func LoadImage() (Image, error) {
+	c := Image{
+		Registry:     Get(Registry),
+		RegistryType: strings.ToLower(Get(RegistryType)),
+		Repository:   Get(Repository),
+		TestPackage:  Get(TestPackage),
+		Platform:     strings.ToLower(Get(Platform)),
+		BaseFrom:     Get(BaseFrom),
+		StateDir:     Get(StateDir),
+		Progress:     strings.ToLower(Get(Progress)),
+	}
+	if _, err := name.NewRegistry(c.Registry, name.StrictValidation); err != nil || strings.ContainsAny(c.Registry, "/@") {
+		return c, &Error{Name: Registry, Value: c.Registry, Want: "a registry host[:port] without a scheme or path, e.g. 127.0.0.1:5000 or 123456789012.dkr.ecr.eu-west-1.amazonaws.com"}
+	}
+	switch c.RegistryType {
+	case "auto":
+		c.RegistryType = "oci"
+		if _, _, ok := ParseECRHost(c.Registry); ok {
+			c.RegistryType = "ecr"
+		}
+	case "ecr", "oci":
+	default:
+		return c, &Error{Name: RegistryType, Value: c.RegistryType, Want: "auto, ecr or oci"}
+	}
+	if !repoRe.MatchString(c.Repository) {
+		return c, &Error{Name: Repository, Value: c.Repository, Want: "a lowercase repository path such as testship or team/soak"}
+	}
+	if !strings.HasPrefix(c.TestPackage, ".") && !strings.Contains(c.TestPackage, "/") {
+		return c, &Error{Name: TestPackage, Value: c.TestPackage, Want: "a Go package path such as ./tests/link"}
+	}
+	if !contains(Platforms, c.Platform) {
+		return c, &Error{Name: Platform, Value: c.Platform, Want: "one of " + strings.Join(Platforms, ", ")}
+	}
+	if c.BaseFrom != "scratch" {
+		if _, err := name.ParseReference(c.BaseFrom); err != nil {
+			return c, &Error{Name: BaseFrom, Value: c.BaseFrom, Want: "scratch or an image reference such as debian:bookworm-slim"}
+		}
+	}
+	switch c.Progress {
+	case "auto", "tty", "plain":
+	default:
+		return c, &Error{Name: Progress, Value: c.Progress, Want: "auto, tty or plain"}
+	}
+	apps, err := parseApps(Get(Apps))
+	if err != nil {
+		return c, err
+	}
+	c.Apps = apps
+	return c, nil
+}
+
+func parseApps(val string) ([]App, error) {
+	var apps []App
+	seen := map[string]bool{}
+	for _, item := range strings.Split(val, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		n, pkg, ok := strings.Cut(item, "=")
+		n, pkg = strings.TrimSpace(n), strings.TrimSpace(pkg)
+		want := "name=package pairs such as link=./tests/link/cmd/link, names lowercase letters, digits and dashes, not base or test"
+		if !ok || pkg == "" || !appNameRe.MatchString(n) || n == "base" || n == "test" || seen[n] {
+			return nil, &Error{Name: Apps, Value: val, Want: want}
+		}
+		seen[n] = true
+		apps = append(apps, App{Name: n, Package: pkg})
+	}
+	sort.Slice(apps, func(i, j int) bool { return apps[i].Name < apps[j].Name })
+	return apps, nil
+}
+
+// ImageRef returns the repository (without tag) of the named image.
+func (c Image) ImageRef(image string) string {
+	return fmt.Sprintf("%s/%s/%s", c.Registry, c.Repository, image)
+}

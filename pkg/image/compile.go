@@ -1,0 +1,50 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// CompileError is a failed `go test -c` or `go build`, carrying the
+// compiler's output.
+type CompileError struct {
+	Cmd    string
+	Output string
+	Err    error
+}
+
+func (e *CompileError) Error() string {
+	return fmt.Sprintf("%s failed: %v\n%s", e.Cmd, e.Err, strings.TrimRight(e.Output, "\n"))
+}
+
+// compile builds a static binary for goos/goarch into out with the normal
+// Go build cache, so an unchanged package costs a cache lookup. test selects
+// `go test -c` (the package's tests) over `go build` (a main package).
+// -trimpath and -buildvcs=false keep the binary, and so the image tag,
+// independent of the checkout's path and commit.
+func compile(ctx context.Context, pkg, out, goos, goarch string, test bool) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-o", out, pkg}
+	if test {
+		args = []string{"test", "-c", "-trimpath", "-buildvcs=false", "-o", out, pkg}
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Run(); err != nil {
+		return &CompileError{Cmd: "go " + strings.Join(args, " "), Output: buf.String(), Err: err}
+	}
+	// `go test -c` writes nothing for a package without tests.
+	if _, err := os.Stat(out); err != nil {
+		return &CompileError{Cmd: "go " + strings.Join(args, " "), Output: buf.String(), Err: fmt.Errorf("no binary written: does %s have tests?", pkg)}
+	}
+	return nil
+}
