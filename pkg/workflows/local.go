@@ -44,6 +44,11 @@ type Local struct {
 
 	Env []string  // the machine's environment; nil means os.Environ()
 	Out io.Writer // the steps' stdout and stderr, and notes; nil means os.Stdout
+
+	// RunnerTemp is $RUNNER_TEMP (runner.temp), kept after the run so its
+	// files (reports, kubeconfig) can be checked; empty means a temporary
+	// directory removed when Run returns.
+	RunnerTemp string
 }
 
 // StepResult is what one step did.
@@ -115,8 +120,13 @@ func (l *Local) Run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	runnerTemp := filepath.Join(tmp, "runner-temp")
-	if err := os.Mkdir(runnerTemp, 0o755); err != nil {
+	runnerTemp := l.RunnerTemp
+	if runnerTemp == "" {
+		runnerTemp = filepath.Join(tmp, "runner-temp")
+		if err := os.Mkdir(runnerTemp, 0o755); err != nil {
+			return nil, err
+		}
+	} else if runnerTemp, err = filepath.Abs(runnerTemp); err != nil {
 		return nil, err
 	}
 
