@@ -1,0 +1,341 @@
+// Package environment deploys a test's environment (its Helm charts) into a
+// namespace with the Helm v3 SDK and client-go, reports its status, connects
+// to an environment already deployed, and destroys it.
+//
+// Deploy is the `upgrade --install` idiom: Helm's History decides between
+// Install and Upgrade. A release whose chart and values did not change since
+// the last deployed revision is left alone ("up to date", no new revision).
+// Readiness is awaited with client-go watches, not Helm's polling.
+package environment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/testship/testship/pkg/config"
+	"github.com/testship/testship/pkg/kube"
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage/driver"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// LabelDigest is the Helm release label holding Digest of what was deployed.
+const LabelDigest = "testship.io/digest"
+
+// Options says what to deploy where.
+type Options struct {
+	// Namespace to deploy into; "" generates one from Origin.
+	Namespace string
+	// Charts to deploy, in order; each is a release of the same name.
+	Charts []config.ChartRef
+	// LocalCharts reads charts/<name> from ChartsDir on disk instead of the
+	// embedded copies.
+	LocalCharts bool
+	ChartsDir   string
+	// Images maps a chart name to the image it gets as value "image".
+	Images map[string]string
+	// Set is extra values in Helm --set syntax whose first key is the chart.
+	Set string
+	// Values are extra values per chart, winning over Set.
+	Values map[string]map[string]any
+	// Timeout bounds the wait for each chart's workloads.
+	Timeout time.Duration
+	// Origin labels the namespace (owner, commit, trigger).
+	Origin Origin
+	// Out receives progress lines; nil discards them.
+	Out io.Writer
+	// Debug receives Helm's debug log; nil discards it.
+	Debug io.Writer
+}
+
+// FromConfig returns Options for the validated configuration.
+func FromConfig(c config.Env, o Origin) Options {
+	return Options{Namespace: c.Namespace, Charts: c.Charts, LocalCharts: c.LocalCharts, ChartsDir: c.ChartsDir,
+		Set: c.Set, Timeout: c.Timeout, Origin: o}
+}
+
+// Environment is a deployed environment.
+type Environment struct {
+	Namespace        string
+	NamespaceCreated bool
+	Releases         []Release
+}
+
+// Release is one chart's release.
+type Release struct {
+	Name, Chart, ChartVersion string
+	Source                    string // where the chart came from
+	Revision                  int
+	Status                    string
+	Digest                    string
+	UpToDate                  bool // no new revision was made
+	Workloads                 []WorkloadState
+}
+
+// Release returns the named release, or nil.
+func (e *Environment) Release(name string) *Release {
+	for i := range e.Releases {
+		if e.Releases[i].Name == name {
+			return &e.Releases[i]
+		}
+	}
+	return nil
+}
+
+// Deploy installs or upgrades every chart into the namespace and waits for
+// their workloads to be ready.
+func Deploy(ctx context.Context, rc *rest.Config, o Options) (*Environment, error) {
+	out := o.Out
+	if out == nil {
+		out = io.Discard
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	if o.ChartsDir == "" {
+		o.ChartsDir = "charts"
+	}
+	if len(o.Charts) == 0 {
+		return nil, errors.New("environment: no charts to deploy")
+	}
+	ns := o.Namespace
+	if ns == "" {
+		ns = GenerateNamespace(o.Origin)
+	}
+	if err := config.ValidNamespace(ns); err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	// Load every chart and its values first: a bad chart or value fails the
+	// deploy before anything in the cluster changes.
+	type plan struct {
+		ref    config.ChartRef
+		chart  *chart.Chart
+		source string
+		vals   map[string]any
+		digest string
+	}
+	var plans []plan
+	for _, ref := range o.Charts {
+		ch, src, err := loadChart(ref, o.LocalCharts, o.ChartsDir)
+		if err != nil {
+			return nil, err
+		}
+		vals, err := chartValues(ref.Name, o.Images[ref.Name], o.Set, o.Values[ref.Name])
+		if err != nil {
+			return nil, err
+		}
+		plans = append(plans, plan{ref, ch, src, vals, Digest(ch, vals)})
+	}
+
+	env := &Environment{Namespace: ns}
+	env.NamespaceCreated, err = ensureNamespace(ctx, cs, ns, o.Origin)
+	if err != nil {
+		return nil, err
+	}
+	if env.NamespaceCreated {
+		fmt.Fprintf(out, "namespace %s: created (owner %s, commit %s, trigger %s)\n", ns, o.Origin.Owner, short(o.Origin.Commit), o.Origin.Trigger)
+	} else {
+		fmt.Fprintf(out, "namespace %s: exists\n", ns)
+	}
+	for _, p := range plans {
+		r, err := deployOne(ctx, rc, cs, ns, p.ref.Name, p.chart, p.source, p.vals, p.digest, o, out)
+		if r != nil {
+			env.Releases = append(env.Releases, *r)
+		}
+		if err != nil {
+			return env, err
+		}
+	}
+	return env, nil
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
+
+// helmConfig returns Helm's action configuration for a namespace, with
+// release records in Secrets.
+func helmConfig(rc *rest.Config, ns string, debug io.Writer) (*action.Configuration, error) {
+	cfg := new(action.Configuration)
+	log := func(string, ...any) {}
+	if debug != nil {
+		log = func(f string, a ...any) { fmt.Fprintf(debug, "helm: "+f+"\n", a...) }
+	}
+	if err := cfg.Init(kube.NewGetter(rc, ns), ns, "secrets", log); err != nil {
+		return nil, fmt.Errorf("helm in namespace %s: %w", ns, err)
+	}
+	return cfg, nil
+}
+
+// lastRelease returns the newest revision of a release, nil when it has
+// never been installed.
+func lastRelease(cfg *action.Configuration, name string) (*release.Release, error) {
+	h := action.NewHistory(cfg)
+	rels, err := h.Run(name)
+	if errors.Is(err, driver.ErrReleaseNotFound) || (err == nil && len(rels) == 0) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(rels, func(i, j int) bool { return rels[i].Version < rels[j].Version })
+	return rels[len(rels)-1], nil
+}
+
+// Decision is what Deploy does with one release.
+type Decision int
+
+const (
+	Install Decision = iota
+	Upgrade
+	UpToDate
+	Pending // a pending operation blocks the release
+)
+
+func (d Decision) String() string {
+	return [...]string{"install", "upgrade", "up to date", "pending"}[d]
+}
+
+// Decide is the pure core of Deploy's choice for one release: install when
+// there is none (or only an uninstalled one), up to date when the last
+// revision is deployed with the same digest, blocked while an operation is
+// pending, otherwise upgrade.
+func Decide(last *release.Release, digest string) Decision {
+	if last == nil || last.Info == nil || last.Info.Status == release.StatusUninstalled {
+		return Install
+	}
+	if last.Info.Status.IsPending() {
+		return Pending
+	}
+	if last.Info.Status == release.StatusDeployed && last.Labels[LabelDigest] == digest {
+		return UpToDate
+	}
+	return Upgrade
+}
+
+// StalePending reports whether a pending release was left by a run that is
+// gone: its operation started longer ago than the timeout plus a margin, so
+// any live run would have finished or failed it by now.
+func StalePending(last *release.Release, now time.Time, timeout time.Duration) bool {
+	if last == nil || last.Info == nil || !last.Info.Status.IsPending() {
+		return false
+	}
+	return now.Sub(last.Info.LastDeployed.Time) > timeout+time.Minute
+}
+
+func deployOne(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, ns, name string, ch *chart.Chart, source string,
+	vals map[string]any, digest string, o Options, out io.Writer) (*Release, error) {
+	cfg, err := helmConfig(rc, ns, o.Debug)
+	if err != nil {
+		return nil, err
+	}
+	last, err := lastRelease(cfg, name)
+	if err != nil {
+		return nil, fmt.Errorf("chart %s: history of release %s in %s: %w", name, name, ns, err)
+	}
+	r := &Release{Name: name, Chart: ch.Name(), ChartVersion: ch.Metadata.Version, Source: source, Digest: digest}
+
+	decision := Decide(last, digest)
+	if decision == Pending {
+		if !StalePending(last, time.Now(), o.Timeout) {
+			since := time.Since(last.Info.LastDeployed.Time).Round(time.Second)
+			return r, fmt.Errorf("chart %s: release %s in namespace %s is %s (revision %d, started %s ago): "+
+				"another deploy is in progress, or a killed run left it so. Wait for the other deploy; "+
+				"if none is running, it is recovered automatically once older than ENV_TIMEOUT+1m (%s), "+
+				"or run `mage env:destroy` (ENV_NAMESPACE=%s) to start afresh",
+				name, name, ns, last.Info.Status, last.Version, since, o.Timeout+time.Minute, ns)
+		}
+		// A stale pending record only blocks Helm; mark it failed so the
+		// upgrade below (or install, for a first revision) can go ahead.
+		fmt.Fprintf(out, "%s: release was left %s by a run that is gone (revision %d, %s ago): marking it failed and redeploying\n",
+			name, last.Info.Status, last.Version, time.Since(last.Info.LastDeployed.Time).Round(time.Second))
+		last.SetStatus(release.StatusFailed, "marked failed by testship: left pending by an interrupted run")
+		if err := cfg.Releases.Update(last); err != nil {
+			return r, fmt.Errorf("chart %s: recover pending release: %w", name, err)
+		}
+		decision = Upgrade
+	}
+
+	labels := map[string]string{LabelDigest: digest}
+	var rel *release.Release
+	switch decision {
+	case UpToDate:
+		rel = last
+		r.UpToDate = true
+	case Install:
+		in := action.NewInstall(cfg)
+		in.Namespace, in.ReleaseName = ns, name
+		in.Labels = labels
+		in.Timeout = o.Timeout
+		in.Description = "testship deploy"
+		rel, err = in.RunWithContext(ctx, ch, vals)
+	case Upgrade:
+		up := action.NewUpgrade(cfg)
+		up.Namespace = ns
+		up.Labels = labels
+		up.Timeout = o.Timeout
+		up.ResetValues = true
+		up.MaxHistory = 10
+		up.Description = "testship deploy"
+		rel, err = up.RunWithContext(ctx, name, ch, vals)
+	}
+	if err != nil {
+		return r, fmt.Errorf("chart %s: %s release %s in namespace %s: %w", name, decision, name, ns, err)
+	}
+	r.Revision, r.Status = rel.Version, rel.Info.Status.String()
+
+	ws := workloads(rel.Manifest)
+	states, werr := waitReady(ctx, cs, ns, name, ws, o.Timeout)
+	r.Workloads = states
+	if werr != nil {
+		if !r.UpToDate && !errors.Is(werr, context.Canceled) {
+			// Record the failure where `env:status` and the next deploy see
+			// it; the next deploy then upgrades even with the same inputs.
+			rel.SetStatus(release.StatusFailed, truncate(werr.Error(), 500))
+			if uerr := cfg.Releases.Update(rel); uerr == nil {
+				r.Status = rel.Info.Status.String()
+			}
+		}
+		return r, werr
+	}
+	switch {
+	case r.UpToDate:
+		fmt.Fprintf(out, "%s: up to date (revision %d, chart %s-%s from %s), %s\n", name, r.Revision, r.Chart, r.ChartVersion, source, readySummary(states))
+	default:
+		fmt.Fprintf(out, "%s: %sed revision %d (chart %s-%s from %s), %s\n", name, strings.TrimSuffix(decision.String(), "e"), r.Revision, r.Chart, r.ChartVersion, source, readySummary(states))
+	}
+	return r, nil
+}
+
+func readySummary(states []WorkloadState) string {
+	if len(states) == 0 {
+		return "no workloads to wait for"
+	}
+	var parts []string
+	for _, s := range states {
+		parts = append(parts, fmt.Sprintf("%s %d/%d ready", s.Workload, s.Ready, s.Want))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}

@@ -1,0 +1,363 @@
+// Package testenv is what an integration test calls to get its environment:
+//
+//	func TestLink(t *testing.T) {
+//		env := testenv.New(t)
+//		env.Run()
+//		if env.WillUseRemoteRunner() {
+//			return
+//		}
+//		base := env.ServiceURL("link", 80)
+//		...
+//	}
+//
+// Run deploys the environment's charts (the same library as `mage
+// env:deploy`), or, in the remote runner's pod (TESTSHIP_REMOTE=true,
+// TESTSHIP_NAMESPACE=<ns>), connects to the environment already deployed
+// there and deploys nothing; or hands the whole test to the remote runner,
+// after which WillUseRemoteRunner is true and the test returns.
+//
+// Configuration comes from the same variables as env:deploy (TESTSHIP_CHARTS,
+// ENV_NAMESPACE, KEEP_ENVIRONMENTS, ENV_TIMEOUT, LOCAL_CHARTS, ENV_SET,
+// TESTSHIP_IMAGE_<CHART>); options given to New win over them.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/testship/testship/pkg/config"
+	"github.com/testship/testship/pkg/environment"
+	"github.com/testship/testship/pkg/kube"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Env is a test's environment.
+//
+// For testenv/remote.go (the remote runner's side): e.t is the test, e.cfg
+// the configuration, e.images the chart images; e.kubeConfig() loads the
+// cluster; e.deploy() deploys (once) and registers the KEEP_ENVIRONMENTS
+// cleanup; e.namespace is set by deploy.
+type Env struct {
+	t   testing.TB
+	ctx context.Context
+
+	cfg    config.Env
+	images map[string]string
+	values map[string]map[string]any
+
+	kc        *kube.Config
+	cs        kubernetes.Interface
+	namespace string
+	env       *environment.Environment
+
+	ran       bool
+	remote    bool // the remote runner ran the test
+	connected bool // this process is the remote runner
+
+	cleanupSet bool
+
+	mu       sync.Mutex
+	forwards map[string]*kube.Forward
+}
+
+// Option changes how New sets up the environment.
+type Option func(*Env)
+
+// Charts sets the environment's charts (default TESTSHIP_CHARTS, "link").
+// Each is NAME or NAME=source as in TESTSHIP_CHARTS.
+func Charts(charts ...string) Option {
+	return func(e *Env) {
+		refs, err := config.ParseCharts(strings.Join(charts, ","))
+		if err != nil {
+			e.t.Fatalf("testenv.Charts: %v", err)
+		}
+		e.cfg.Charts = refs
+	}
+}
+
+// Namespace sets the namespace (default ENV_NAMESPACE, else generated).
+func Namespace(ns string) Option {
+	return func(e *Env) {
+		if err := config.ValidNamespace(ns); err != nil {
+			e.t.Fatalf("testenv.Namespace: %v", err)
+		}
+		e.cfg.Namespace = ns
+	}
+}
+
+// Values adds values for one chart, winning over ENV_SET.
+func Values(chart string, vals map[string]any) Option {
+	return func(e *Env) { e.values[chart] = vals }
+}
+
+// Image sets the image of one chart (value "image").
+func Image(chart, ref string) Option {
+	return func(e *Env) { e.images[chart] = ref }
+}
+
+// Timeout bounds the wait for readiness (default ENV_TIMEOUT).
+func Timeout(d time.Duration) Option {
+	return func(e *Env) { e.cfg.Timeout = d }
+}
+
+// Keep sets when the environment is kept after the test (default
+// KEEP_ENVIRONMENTS).
+func Keep(k config.Keep) Option {
+	return func(e *Env) { e.cfg.Keep = k }
+}
+
+// BuiltImages supplies the image pipeline's app images by name; testenv
+// uses it for charts without TESTSHIP_IMAGE_<CHART> or an Image option.
+// The image pipeline sets it (see pkg/image); nil means none.
+var BuiltImages func() (map[string]string, error)
+
+// New prepares the environment of test t from the configuration and options.
+// It contacts nothing; Run does.
+func New(t testing.TB, opts ...Option) *Env {
+	t.Helper()
+	cfg, err := config.LoadEnv()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	e := &Env{t: t, ctx: ctx, cfg: cfg, images: map[string]string{}, values: map[string]map[string]any{},
+		forwards: map[string]*kube.Forward{}}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
+}
+
+// Run gets the environment ready: it hands the test to the remote runner
+// when that is configured, connects when this process is the remote runner,
+// and otherwise deploys (idempotent: an environment that is up to date is
+// only checked for readiness). Failures end the test.
+func (e *Env) Run() {
+	e.t.Helper()
+	if e.ran {
+		return
+	}
+	e.ran = true
+	if e.runRemote() {
+		e.remote = true
+		return
+	}
+	if IsRemote() {
+		e.connect()
+		return
+	}
+	if err := e.deploy(); err != nil {
+		e.t.Fatalf("testenv: %v", err)
+	}
+}
+
+// IsRemote reports whether this process is the remote runner's copy of the
+// test (TESTSHIP_REMOTE=true, set on the remote runner's Job).
+func IsRemote() bool { return strings.EqualFold(os.Getenv("TESTSHIP_REMOTE"), "true") }
+
+// WillUseRemoteRunner reports whether the remote runner ran (or is running)
+// this test, in which case this copy must return without testing anything.
+func (e *Env) WillUseRemoteRunner() bool { return e.remote }
+
+// Namespace is the environment's namespace (after Run).
+func (e *Env) Namespace() string { return e.namespace }
+
+// Kube returns a client for the cluster.
+func (e *Env) Kube() kubernetes.Interface {
+	e.t.Helper()
+	e.kubeConfig()
+	return e.cs
+}
+
+// RESTConfig returns the cluster's client configuration.
+func (e *Env) RESTConfig() *rest.Config {
+	e.t.Helper()
+	return e.kubeConfig().REST
+}
+
+// Context is canceled when the test ends.
+func (e *Env) Context() context.Context { return e.ctx }
+
+// Environment describes what Run deployed or connected to.
+func (e *Env) Environment() *environment.Environment { return e.env }
+
+func (e *Env) kubeConfig() *kube.Config {
+	e.t.Helper()
+	if e.kc == nil {
+		kc, err := kube.Load()
+		if err != nil {
+			e.t.Fatalf("testenv: %v", err)
+		}
+		cs, err := kc.Clientset()
+		if err != nil {
+			e.t.Fatalf("testenv: %v", err)
+		}
+		e.kc, e.cs = kc, cs
+	}
+	return e.kc
+}
+
+// inCluster reports whether Service DNS names and pod IPs are reachable
+// from this process.
+func (e *Env) inCluster() bool { return e.connected || e.kubeConfig().InCluster() }
+
+func (e *Env) connect() {
+	e.t.Helper()
+	ns := os.Getenv("TESTSHIP_NAMESPACE")
+	if ns == "" {
+		e.t.Fatalf("testenv: TESTSHIP_REMOTE=true but TESTSHIP_NAMESPACE is not set; the remote runner's Job sets both")
+	}
+	var names []string
+	for _, c := range e.cfg.Charts {
+		names = append(names, c.Name)
+	}
+	env, err := environment.Connect(e.ctx, e.kubeConfig().REST, ns, names)
+	if err != nil {
+		e.t.Fatalf("testenv: %v", err)
+	}
+	e.env, e.namespace, e.connected = env, ns, true
+	e.t.Logf("testenv: connected to environment in namespace %s (%s)", ns, strings.Join(names, ", "))
+}
+
+// deploy deploys the environment once and registers its cleanup.
+func (e *Env) deploy() error {
+	if e.env != nil {
+		return nil
+	}
+	kc := e.kubeConfig()
+	built := map[string]string{}
+	if BuiltImages != nil {
+		b, err := BuiltImages()
+		if err != nil {
+			return err
+		}
+		built = b
+	}
+	images := environment.ResolveImages(e.cfg.Charts, built)
+	for k, v := range e.images {
+		images[k] = v
+	}
+	o := environment.FromConfig(e.cfg, environment.DetectOrigin("go-test"))
+	o.Images, o.Values = images, e.values
+	o.Out = logWriter{e.t}
+	start := time.Now()
+	env, err := environment.Deploy(e.ctx, kc.REST, o)
+	if env != nil {
+		e.namespace = env.Namespace
+		e.registerCleanup()
+	}
+	if err != nil {
+		return err
+	}
+	e.env = env
+	e.t.Logf("testenv: environment ready in namespace %s after %s", env.Namespace, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func (e *Env) registerCleanup() {
+	if e.cleanupSet || e.namespace == "" {
+		return
+	}
+	e.cleanupSet = true
+	ns, keep, timeout := e.namespace, e.cfg.Keep, e.cfg.Timeout
+	e.t.Cleanup(func() {
+		failed := e.t.Failed()
+		if keep.Keeps(failed) {
+			e.t.Logf("testenv: keeping the environment in namespace %s (KEEP_ENVIRONMENTS=%s, test failed: %v); remove it with ENV_NAMESPACE=%s mage env:destroy",
+				ns, keep, failed, ns)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := environment.Destroy(ctx, e.kc.REST, ns, timeout, logWriter{e.t}); err != nil {
+			e.t.Errorf("testenv: destroy environment: %v", err)
+		}
+	})
+}
+
+// ServiceURL returns the base URL of a Service's port: in the cluster
+// http://<service>.<namespace>.svc.cluster.local:<port>, elsewhere a
+// port-forward to a ready pod behind it at http://127.0.0.1:<local port>
+// (closed when the test ends).
+func (e *Env) ServiceURL(service string, port int) string {
+	e.t.Helper()
+	e.mustRun()
+	if e.inCluster() {
+		return fmt.Sprintf("http://%s.%s.svc.cluster.local:%d", service, e.namespace, port)
+	}
+	f := e.forward("svc/"+service, port, func() (*kube.Forward, error) {
+		return kube.PortForwardService(e.ctx, e.kc.REST, e.namespace, service, port)
+	})
+	return "http://" + f.Addr()
+}
+
+// PodURLs returns one base URL per ready pod matching the label selector, at
+// the pod's port: the pod IP in the cluster, a port-forward elsewhere. It
+// fails the test when no pod is ready.
+func (e *Env) PodURLs(selector string, port int) []string {
+	e.t.Helper()
+	e.mustRun()
+	pods, err := kube.ReadyPods(e.ctx, e.Kube(), e.namespace, selector)
+	if err != nil {
+		e.t.Fatalf("testenv: pods %q in %s: %v", selector, e.namespace, err)
+	}
+	if len(pods) == 0 {
+		e.t.Fatalf("testenv: no ready pod matches %q in namespace %s", selector, e.namespace)
+	}
+	var urls []string
+	for _, p := range pods {
+		if e.inCluster() {
+			urls = append(urls, fmt.Sprintf("http://%s:%d", p.Status.PodIP, port))
+			continue
+		}
+		name := p.Name
+		f := e.forward("pod/"+name, port, func() (*kube.Forward, error) {
+			return kube.PortForwardPod(e.ctx, e.kc.REST, e.namespace, name, port)
+		})
+		urls = append(urls, "http://"+f.Addr())
+	}
+	return urls
+}
+
+func (e *Env) forward(target string, port int, open func() (*kube.Forward, error)) *kube.Forward {
+	e.t.Helper()
+	key := fmt.Sprintf("%s:%d", target, port)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if f := e.forwards[key]; f != nil {
+		return f
+	}
+	f, err := open()
+	if err != nil {
+		e.t.Fatalf("testenv: port-forward to %s port %d in %s: %v", target, port, e.namespace, err)
+	}
+	e.forwards[key] = f
+	e.t.Cleanup(f.Close)
+	return f
+}
+
+func (e *Env) mustRun() {
+	e.t.Helper()
+	if !e.ran {
+		e.t.Fatalf("testenv: call Run before using the environment")
+	}
+	if e.remote {
+		e.t.Fatalf("testenv: the remote runner runs this test; return when WillUseRemoteRunner() is true")
+	}
+}
+
+// logWriter sends progress lines to the test log.
+type logWriter struct{ t testing.TB }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
