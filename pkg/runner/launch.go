@@ -1,0 +1,165 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Run is a launched (or found) remote run.
+type Run struct {
+	ID        string
+	Namespace string
+	Job       *batchv1.Job
+	// Attached is true when Launch found the same test already running and
+	// returned that run instead of starting a new one.
+	Attached bool
+}
+
+// JobName is the name of the run's Job.
+func (r *Run) JobName() string { return JobName(r.ID) }
+
+// Launch starts the remote run described by o, or returns the identical run
+// already going in the namespace (same image, test and pattern) unless
+// o.NewRun. It ensures the runner's ServiceAccount, Role and RoleBinding,
+// creates the Secret (when there are secret variables) and the Job, and
+// writes what it did to out, naming forwarded variables but never values.
+func Launch(ctx context.Context, cs kubernetes.Interface, o Options, out io.Writer) (*Run, error) {
+	if o.Namespace == "" || o.Image == "" {
+		return nil, fmt.Errorf("runner: launch needs a namespace and an image (got namespace %q, image %q)", o.Namespace, o.Image)
+	}
+	if !o.NewRun {
+		running, err := findRunning(ctx, cs, o)
+		if err != nil {
+			return nil, err
+		}
+		if running != nil {
+			id := running.Labels[LabelRunID]
+			fmt.Fprintf(out, "testship: run %s of the same test and image is still running in namespace %s: attaching to it (TESTSHIP_NEW_RUN=true starts another)\n", id, o.Namespace)
+			return &Run{ID: id, Namespace: o.Namespace, Job: running, Attached: true}, nil
+		}
+	}
+	if err := EnsureRBAC(ctx, cs, o.Namespace, o.Rules); err != nil {
+		return nil, err
+	}
+	id := o.RunID
+	if id == "" {
+		id = NewRunID()
+	}
+	secret := BuildSecret(o, id)
+	if secret != nil {
+		if _, err := cs.CoreV1().Secrets(o.Namespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+			return nil, fmt.Errorf("runner: create Secret %s/%s for the secret variables %s: %w", o.Namespace, secret.Name, strings.Join(sortedKeys(o.Secrets), ", "), redactErr(err))
+		}
+	}
+	job, err := cs.BatchV1().Jobs(o.Namespace).Create(ctx, BuildJob(o, id), metav1.CreateOptions{})
+	if err != nil {
+		if secret != nil {
+			_ = cs.CoreV1().Secrets(o.Namespace).Delete(context.WithoutCancel(ctx), secret.Name, metav1.DeleteOptions{})
+		}
+		return nil, fmt.Errorf("runner: create Job %s/%s: %w", o.Namespace, JobName(id), err)
+	}
+	if secret != nil {
+		// The Secret goes when the Job goes (TTL, cancel, namespace delete).
+		patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":%q,"uid":%q}]}}`, job.Name, job.UID)
+		if _, err := cs.CoreV1().Secrets(o.Namespace).Patch(ctx, secret.Name, "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
+			return nil, fmt.Errorf("runner: set owner of Secret %s/%s: %w", o.Namespace, secret.Name, redactErr(err))
+		}
+	}
+	fmt.Fprintf(out, "testship: started run %s: Job %s/%s, image %s%s\n", id, o.Namespace, job.Name, o.Image, patternNote(o.Pattern))
+	if len(o.Env) > 0 {
+		fmt.Fprintf(out, "testship: forwarded variables: %s\n", strings.Join(sortedKeys(o.Env), ", "))
+	}
+	if len(o.Secrets) > 0 {
+		fmt.Fprintf(out, "testship: secret variables (values in Secret %s): %s\n", SecretName(id), strings.Join(sortedKeys(o.Secrets), ", "))
+	}
+	return &Run{ID: id, Namespace: o.Namespace, Job: job}, nil
+}
+
+func patternNote(p string) string {
+	if p == "" {
+		return ", all tests"
+	}
+	return ", -test.run " + p
+}
+
+// redactErr drops the API server's echo of a request body from an error, so
+// that a Secret's data can never reach a log through it.
+func redactErr(err error) error {
+	if status, ok := err.(apierrors.APIStatus); ok {
+		s := status.Status()
+		return fmt.Errorf("%s (HTTP %d)", s.Reason, s.Code)
+	}
+	return err
+}
+
+// findRunning returns the newest unfinished Job of the same run key.
+func findRunning(ctx context.Context, cs kubernetes.Interface, o Options) (*batchv1.Job, error) {
+	sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy, LabelKey: RunKey(o)}).String()
+	jobs, err := cs.BatchV1().Jobs(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("runner: list runs in namespace %s: %w", o.Namespace, err)
+	}
+	items := jobs.Items
+	sort.Slice(items, func(i, j int) bool { return items[j].CreationTimestamp.Before(&items[i].CreationTimestamp) })
+	for i := range items {
+		if items[i].DeletionTimestamp == nil && !jobFinished(&items[i]) {
+			return &items[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// jobFinished reports whether the Job has a Complete or Failed condition
+// (or the terminal-pending ones that precede them).
+func jobFinished(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete, batchv1.JobFailed, batchv1.JobFailureTarget, batchv1.JobSuccessCriteriaMet:
+			return true
+		}
+	}
+	return false
+}
+
+// EnsureRBAC creates or updates the runner's ServiceAccount, Role and
+// RoleBinding in the namespace. It makes no request that changes anything
+// when they are already as wanted.
+func EnsureRBAC(ctx context.Context, cs kubernetes.Interface, namespace string, extra []rbacv1.PolicyRule) error {
+	sa, role, rb := BuildRBAC(namespace, extra)
+	if _, err := cs.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("runner: create ServiceAccount %s/%s: %w", namespace, sa.Name, err)
+	}
+	cur, err := cs.RbacV1().Roles(namespace).Get(ctx, role.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		if _, err := cs.RbacV1().Roles(namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("runner: create Role %s/%s: %w", namespace, role.Name, err)
+		}
+	case err != nil:
+		return fmt.Errorf("runner: read Role %s/%s: %w", namespace, role.Name, err)
+	case !equality.Semantic.DeepEqual(cur.Rules, role.Rules):
+		cur.Rules = role.Rules
+		if _, err := cs.RbacV1().Roles(namespace).Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("runner: update Role %s/%s: %w", namespace, role.Name, err)
+		}
+	}
+	if _, err := cs.RbacV1().RoleBindings(namespace).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("runner: create RoleBinding %s/%s: %w", namespace, rb.Name, err)
+	}
+	return nil
+}

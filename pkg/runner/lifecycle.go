@@ -1,0 +1,299 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+)
+
+// FollowOptions add Ctrl-C handling to WaitOptions.
+type FollowOptions struct {
+	WaitOptions
+	// LeaveOnInterrupt keeps the run going when ctx is cancelled (Ctrl-C)
+	// instead of cancelling it.
+	LeaveOnInterrupt bool
+}
+
+// Follow waits for the run like Wait, prints the one-line summary to Log,
+// and returns the run's outcome as an error (nil when it passed; an
+// *ExitError carrying the exit code otherwise). When ctx is cancelled
+// (Ctrl-C) it cancels the run, within Mage's grace period, unless
+// LeaveOnInterrupt, and says so either way.
+func Follow(ctx context.Context, cs kubernetes.Interface, run *Run, fo FollowOptions) (*Result, error) {
+	log := fo.Log
+	if log == nil {
+		log = io.Discard
+	}
+	res, err := Wait(ctx, cs, run, fo.WaitOptions)
+	if err != nil {
+		if ctx.Err() == nil {
+			return nil, &ExitError{Code: ExitInfra, Message: err.Error()}
+		}
+		if fo.LeaveOnInterrupt || fo.Detach {
+			msg := fmt.Sprintf("interrupted: run %s goes on in namespace %s; follow it with `mage run:attach %s`, stop it with `mage run:cancel %s`", run.ID, run.Namespace, run.ID, run.ID)
+			fmt.Fprintln(log, "testship: "+msg)
+			return nil, &ExitError{Code: ExitCancelled, Reason: ReasonCancelled, Message: msg}
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 4*time.Second)
+		defer cancel()
+		if cerr := Cancel(cctx, cs, run.Namespace, run.ID, false); cerr != nil {
+			msg := fmt.Sprintf("interrupted, and cancelling run %s failed: %v; stop it with `mage run:cancel %s`", run.ID, cerr, run.ID)
+			fmt.Fprintln(log, "testship: "+msg)
+			return nil, &ExitError{Code: ExitCancelled, Reason: ReasonCancelled, Message: msg}
+		}
+		msg := fmt.Sprintf("interrupted: cancelled run %s (deleted Job %s/%s and its pod); TESTSHIP_ON_INTERRUPT=leave keeps runs going", run.ID, run.Namespace, JobName(run.ID))
+		fmt.Fprintln(log, "testship: "+msg)
+		return nil, &ExitError{Code: ExitCancelled, Reason: ReasonCancelled, Message: msg}
+	}
+	if res.Detached {
+		fmt.Fprintf(log, "testship: run %s started in namespace %s and goes on without us: follow it with `mage run:attach %s`, see it with `mage run:status %s`, stop it with `mage run:cancel %s`\n",
+			run.ID, run.Namespace, run.ID, run.ID, run.ID)
+		return res, nil
+	}
+	fmt.Fprintln(log, res.Line())
+	return res, res.Err()
+}
+
+// Cancel stops a run: it deletes its Job in the foreground (the pod and the
+// Secret go with it). With wait, it returns once they are gone.
+func Cancel(ctx context.Context, cs kubernetes.Interface, namespace, id string, wait bool) error {
+	fg := metav1.DeletePropagationForeground
+	err := cs.BatchV1().Jobs(namespace).Delete(ctx, JobName(id), metav1.DeleteOptions{PropagationPolicy: &fg})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("runner: no run %s in namespace %s", id, namespace)
+	}
+	if err != nil {
+		return fmt.Errorf("runner: delete Job %s/%s: %w", namespace, JobName(id), err)
+	}
+	// The Secret is owned by the Job, but delete it now rather than when
+	// the garbage collector gets to it.
+	_ = cs.CoreV1().Secrets(namespace).Delete(ctx, SecretName(id), metav1.DeleteOptions{})
+	if !wait {
+		return nil
+	}
+	// Foreground deletion removes the Job last, after its pod: its
+	// Deleted event means everything is gone.
+	name := JobName(id)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = "metadata.name=" + name
+			return cs.BatchV1().Jobs(namespace).List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = "metadata.name=" + name
+			return cs.BatchV1().Jobs(namespace).Watch(ctx, o)
+		},
+	}
+	_, err = watchtools.UntilWithSync(ctx, lw, &batchv1.Job{}, func(store cache.Store) (bool, error) {
+		_, exists, err := store.GetByKey(namespace + "/" + name)
+		return !exists, err
+	}, func(ev watch.Event) (bool, error) { return ev.Type == watch.Deleted, nil })
+	if err != nil {
+		return fmt.Errorf("runner: wait for run %s to be gone: %w", id, err)
+	}
+	return nil
+}
+
+// Info describes a run for run:list and run:status.
+type Info struct {
+	ID, Namespace, Test, Image, Pattern string
+	State                               string // Pending, Running, Succeeded, Failed, or a fault reason
+	Created                             time.Time
+	ExitCode                            *int
+	Reason, Message                     string
+	Pod                                 string
+}
+
+// Find returns the Job of run id, searching every namespace the user can
+// list when namespace is empty.
+func Find(ctx context.Context, cs kubernetes.Interface, namespace, id string) (*batchv1.Job, error) {
+	if namespace != "" {
+		job, err := cs.BatchV1().Jobs(namespace).Get(ctx, JobName(id), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("runner: no run %s in namespace %s (finished runs are kept for TESTSHIP_RUN_TTL)", id, namespace)
+		}
+		return job, err
+	}
+	sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy, LabelRunID: id}).String()
+	jobs, err := cs.BatchV1().Jobs("").List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("runner: look for run %s in all namespaces: %w (set ENV_NAMESPACE to look in one)", id, err)
+	}
+	if len(jobs.Items) == 0 {
+		return nil, fmt.Errorf("runner: no run %s in any namespace (finished runs are kept for TESTSHIP_RUN_TTL)", id)
+	}
+	return &jobs.Items[0], nil
+}
+
+// RunOf returns the Run of a Job.
+func RunOf(job *batchv1.Job) *Run {
+	return &Run{ID: job.Labels[LabelRunID], Namespace: job.Namespace, Job: job}
+}
+
+// List describes the runs in a namespace (all namespaces when empty),
+// newest first.
+func List(ctx context.Context, cs kubernetes.Interface, namespace string) ([]Info, error) {
+	sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy, LabelComponent: Component}).String()
+	jobs, err := cs.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("runner: list runs: %w", err)
+	}
+	pods, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("runner: list runs' pods: %w", err)
+	}
+	byRun := map[string]*corev1.Pod{}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		byRun[p.Namespace+"/"+p.Labels[LabelRunID]] = p
+	}
+	var out []Info
+	for i := range jobs.Items {
+		j := &jobs.Items[i]
+		out = append(out, describe(j, byRun[j.Namespace+"/"+j.Labels[LabelRunID]]))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+// Status describes one run.
+func Status(ctx context.Context, cs kubernetes.Interface, namespace, id string) (*Info, error) {
+	job, err := Find(ctx, cs, namespace, id)
+	if err != nil {
+		return nil, err
+	}
+	pods, err := cs.CoreV1().Pods(job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(labels.Set{LabelRunID: id}).String()})
+	if err != nil {
+		return nil, fmt.Errorf("runner: read the pod of run %s: %w", id, err)
+	}
+	var pod *corev1.Pod
+	if len(pods.Items) > 0 {
+		pod = &pods.Items[0]
+	}
+	info := describe(job, pod)
+	return &info, nil
+}
+
+func describe(j *batchv1.Job, pod *corev1.Pod) Info {
+	info := Info{
+		ID: j.Labels[LabelRunID], Namespace: j.Namespace,
+		Test: j.Annotations[AnnotationTest], Image: j.Annotations[AnnotationImage], Pattern: j.Annotations[AnnotationPattern],
+		Created: j.CreationTimestamp.Time, State: "Pending",
+	}
+	if pod != nil {
+		info.Pod = pod.Name
+		f := classify(pod, false, time.Now(), 15*time.Second)
+		switch {
+		case f.reason != "":
+			info.State, info.Reason, info.Message = "Failed", f.reason, f.message
+		case f.done:
+			info.State = "Succeeded"
+			if f.exitCode != 0 {
+				info.State = "Failed"
+			}
+			code := f.exitCode
+			info.ExitCode = &code
+		case f.started:
+			info.State = "Running"
+		default:
+			for _, c := range pod.Status.Conditions {
+				if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+					info.Reason, info.Message = c.Reason, c.Message
+				}
+			}
+		}
+	}
+	if c := jobCondition(j, batchv1.JobFailed, batchv1.JobFailureTarget); c != nil && info.Reason == "" && info.ExitCode == nil {
+		info.State, info.Reason, info.Message = "Failed", c.Reason, c.Message
+	}
+	if pod == nil && info.Reason == "" {
+		if c := jobCondition(j, batchv1.JobComplete); c != nil {
+			info.State = "Succeeded"
+		}
+	}
+	return info
+}
+
+// PrintList writes runs as a table.
+func PrintList(w io.Writer, runs []Info) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tNAMESPACE\tTEST\tIMAGE\tSTATE\tAGE\tRESULT")
+	for _, r := range runs {
+		result := "-"
+		if r.ExitCode != nil {
+			result = fmt.Sprintf("exit %d", *r.ExitCode)
+		}
+		if r.Reason != "" {
+			result = r.Reason
+		}
+		test := r.Test
+		if r.Pattern != "" {
+			test += " -run " + r.Pattern
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Namespace, test, shortImage(r.Image), r.State, time.Since(r.Created).Round(time.Second), result)
+	}
+	tw.Flush()
+}
+
+// PrintStatus writes one run's state and, when stuck or failed, why.
+func PrintStatus(w io.Writer, r *Info) {
+	fmt.Fprintf(w, "run:       %s\nnamespace: %s\ntest:      %s\nimage:     %s\nstate:     %s\n", r.ID, r.Namespace, r.Test, r.Image, r.State)
+	if r.Pattern != "" {
+		fmt.Fprintf(w, "pattern:   %s\n", r.Pattern)
+	}
+	if r.Pod != "" {
+		fmt.Fprintf(w, "pod:       %s\n", r.Pod)
+	}
+	fmt.Fprintf(w, "age:       %s\n", time.Since(r.Created).Round(time.Second))
+	if r.ExitCode != nil {
+		fmt.Fprintf(w, "exit code: %d\n", *r.ExitCode)
+	}
+	if r.Reason != "" {
+		fmt.Fprintf(w, "reason:    %s: %s\n", r.Reason, r.Message)
+	}
+}
+
+func shortImage(ref string) string {
+	if name, dig, ok := strings.Cut(ref, "@sha256:"); ok && len(dig) > 12 {
+		return name + "@sha256:" + dig[:12]
+	}
+	return ref
+}
+
+// Logs writes the whole output of a run so far, running or finished,
+// without following it.
+func Logs(ctx context.Context, cs kubernetes.Interface, namespace, id string, out io.Writer) error {
+	sel := labels.SelectorFromSet(labels.Set{LabelRunID: id}).String()
+	pods, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return fmt.Errorf("runner: find the pod of run %s: %w", id, err)
+	}
+	if len(pods.Items) == 0 {
+		return fmt.Errorf("runner: run %s in namespace %s has no pod (not started yet, or cancelled)", id, namespace)
+	}
+	r := &lineResumer{emit: func(line []byte) {
+		out.Write(line)
+		if len(line) == 0 || line[len(line)-1] != '\n' {
+			out.Write([]byte{'\n'})
+		}
+	}}
+	if err := streamLogs(ctx, cs, namespace, pods.Items[0].Name, false, true, r); err != nil {
+		return fmt.Errorf("runner: read the output of run %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+package runner
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Exit codes. A run that reached its end exits with the test binary's own
+// code: 0 passed, 1 a test failed, 2 a panic (or a build/flag error), or
+// whatever TestMain passed to os.Exit. When the test could not run to its
+// end, testship exits with one of these instead, each with its reason named.
+const (
+	ExitImagePull       = 81 // the test image cannot be pulled
+	ExitUnschedulable   = 82 // no node can take the pod
+	ExitContainerConfig = 83 // the container cannot be created (e.g. a missing Secret)
+	ExitOOMKilled       = 84 // the test went past its memory limit
+	ExitPodLost         = 85 // the pod was deleted or evicted while the test ran
+	ExitDeadline        = 86 // the Job's activeDeadlineSeconds passed
+	ExitWaitTimeout     = 87 // the local wait timed out; the run goes on
+	ExitCancelled       = 88 // the run was cancelled (Ctrl-C or run:cancel)
+	ExitInfra           = 89 // testship could not launch or follow the run
+)
+
+// Reasons name why a run ended without its test's own exit code.
+const (
+	ReasonImagePull       = "ImagePull"
+	ReasonUnschedulable   = "Unschedulable"
+	ReasonContainerConfig = "ContainerConfig"
+	ReasonOOMKilled       = "OOMKilled"
+	ReasonPodDeleted      = "PodDeleted"
+	ReasonEvicted         = "Evicted"
+	ReasonDeadline        = "DeadlineExceeded"
+	ReasonWaitTimeout     = "WaitTimeout"
+	ReasonCancelled       = "Cancelled"
+)
+
+// ExitError is a run's non-zero outcome as an error: Mage exits with
+// ExitStatus() (it implements mg.ExitStatus).
+type ExitError struct {
+	Code    int
+	Reason  string // "" when the test itself exited with Code
+	Message string
+}
+
+func (e *ExitError) Error() string { return e.Message }
+
+// ExitStatus is the process exit code.
+func (e *ExitError) ExitStatus() int { return e.Code }
+
+// Summary counts the tests a run reported, from its `--- PASS/FAIL/SKIP`
+// lines (subtests included, by full name).
+type Summary struct {
+	Passed, Failed, Skipped []string
+	// Ok/Fail are the final PASS/FAIL line's verdict when seen.
+	Final string
+}
+
+var resultLine = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+) \(`)
+
+// Observe updates the summary with one output line.
+func (s *Summary) Observe(line []byte) {
+	line = bytes.TrimRight(line, "\r\n")
+	if len(line) > 4096 {
+		return // a result line is short; do not run the regexp on huge lines
+	}
+	switch string(line) {
+	case "PASS", "FAIL":
+		s.Final = string(line)
+		return
+	}
+	m := resultLine.FindSubmatch(line)
+	if m == nil {
+		return
+	}
+	name := string(m[2])
+	switch string(m[1]) {
+	case "PASS":
+		s.Passed = append(s.Passed, name)
+	case "FAIL":
+		s.Failed = append(s.Failed, name)
+	case "SKIP":
+		s.Skipped = append(s.Skipped, name)
+	}
+}
+
+// FailedTop lists the failed tests, leaving out a parent whose subtest is
+// listed (TestA/sub failing makes TestA fail too; naming TestA/sub says more).
+func (s *Summary) FailedTop() []string {
+	var out []string
+	for _, name := range s.Failed {
+		hasChild := false
+		for _, other := range s.Failed {
+			if strings.HasPrefix(other, name+"/") {
+				hasChild = true
+				break
+			}
+		}
+		if !hasChild {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// Result is how a run ended.
+type Result struct {
+	RunID     string
+	Namespace string
+	// ExitCode is the test's own exit code, or one of the Exit* codes when
+	// Reason is set.
+	ExitCode int
+	Reason   string
+	Message  string
+	Summary  Summary
+	Duration time.Duration
+	// Lines is the number of output lines shown.
+	Lines int64
+	// Detached is true when the wait returned once the test had started.
+	Detached bool
+}
+
+// Err returns nil for a passed run and an *ExitError otherwise.
+func (r *Result) Err() error {
+	if r.Detached || (r.ExitCode == 0 && r.Reason == "") {
+		return nil
+	}
+	msg := r.Message
+	if msg == "" {
+		msg = r.Line()
+	}
+	return &ExitError{Code: r.ExitCode, Reason: r.Reason, Message: msg}
+}
+
+// Line is the one-line summary printed at the end of a run.
+func (r *Result) Line() string {
+	var b strings.Builder
+	verdict := "PASSED"
+	switch {
+	case r.Reason != "":
+		verdict = "ERROR (" + r.Reason + ")"
+	case r.ExitCode != 0:
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(&b, "testship: run %s %s: %d passed, %d failed, %d skipped", r.RunID, verdict,
+		len(r.Summary.Passed), len(r.Summary.Failed), len(r.Summary.Skipped))
+	if f := r.Summary.FailedTop(); len(f) > 0 {
+		shown := f
+		if len(shown) > 10 {
+			shown = shown[:10]
+		}
+		fmt.Fprintf(&b, " (failed: %s", strings.Join(shown, ", "))
+		if len(f) > len(shown) {
+			fmt.Fprintf(&b, " and %d more", len(f)-len(shown))
+		}
+		b.WriteString(")")
+	}
+	fmt.Fprintf(&b, ", exit code %d, %s", r.ExitCode, r.Duration.Round(100*time.Millisecond))
+	if r.Reason != "" && r.Message != "" {
+		fmt.Fprintf(&b, ": %s", r.Message)
+	}
+	return b.String()
+}

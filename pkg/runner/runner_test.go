@@ -1,0 +1,374 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/testship/testship/pkg/config"
+)
+
+const secretValue = "s3cr3t-value-never-shown"
+
+func testOptions() Options {
+	return Options{
+		Namespace:  "ns1",
+		Image:      "127.0.0.1:5000/testship/test@sha256:" + strings.Repeat("ab", 32),
+		Test:       "./tests/link/a/very/long/package/path/that/goes/on/and/on/beyond/sixty-three/characters",
+		Pattern:    "^TestLink$",
+		Timeout:    10 * time.Minute,
+		Env:        map[string]string{"FOO": "bar"},
+		Secrets:    map[string]string{"E2E_TEST_TOKEN": secretValue},
+		Resources:  corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}},
+		DoNotEvict: true,
+	}
+}
+
+func TestEnvFromEnviron(t *testing.T) {
+	t.Setenv(config.SecretVars, "MY_PASSWORD")
+	plain, secrets := EnvFromEnviron([]string{
+		"TEST_FOO=1", "TEST_=x", "HOME=/root", "E2E_TEST_TOKEN=" + secretValue, "MY_PASSWORD=pw", "TESTX=no", "TEST_EQ=a=b",
+	})
+	if want := map[string]string{"FOO": "1", "EQ": "a=b"}; fmt.Sprint(plain) != fmt.Sprint(want) {
+		t.Errorf("plain = %v, want %v", plain, want)
+	}
+	if want := map[string]string{"E2E_TEST_TOKEN": secretValue, "MY_PASSWORD": "pw"}; fmt.Sprint(secrets) != fmt.Sprint(want) {
+		t.Errorf("secrets = %v, want %v", secrets, want)
+	}
+}
+
+func TestBuildJob(t *testing.T) {
+	o := testOptions()
+	job := BuildJob(o, "1126-235959-abcd")
+	raw, err := json.Marshal(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(secretValue)) {
+		t.Fatalf("the Job spec contains a secret value: %s", raw)
+	}
+	spec := job.Spec
+	if *spec.BackoffLimit != 0 || spec.Template.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("backoffLimit %d restartPolicy %s, want 0 and Never", *spec.BackoffLimit, spec.Template.Spec.RestartPolicy)
+	}
+	if got, want := *spec.ActiveDeadlineSeconds, int64((10*time.Minute + DeadlineMargin).Seconds()); got != want {
+		t.Errorf("activeDeadlineSeconds = %d, want %d", got, want)
+	}
+	if spec.TTLSecondsAfterFinished == nil || *spec.TTLSecondsAfterFinished < 3600 {
+		t.Errorf("ttlSecondsAfterFinished = %v, want at least an hour", spec.TTLSecondsAfterFinished)
+	}
+	for k, v := range job.Labels {
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			t.Errorf("label %s=%q invalid: %v", k, v, errs)
+		}
+		if spec.Template.Labels[k] != v {
+			t.Errorf("pod label %s = %q, want %q", k, spec.Template.Labels[k], v)
+		}
+	}
+	if job.Labels[LabelImage] != strings.Repeat("ab", 20) {
+		t.Errorf("image label = %q", job.Labels[LabelImage])
+	}
+	if spec.Template.Annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] != "false" {
+		t.Errorf("do-not-evict annotation missing: %v", spec.Template.Annotations)
+	}
+	c := spec.Template.Spec.Containers[0]
+	if got := strings.Join(c.Args, " "); got != "-test.v -test.run ^TestLink$ -test.timeout 10m0s" {
+		t.Errorf("args = %q", got)
+	}
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	if env["FOO"].Value != "bar" || env[EnvRemote].Value != "true" || env[EnvNamespace].Value != "ns1" || env[EnvRunID].Value != "1126-235959-abcd" {
+		t.Errorf("env = %v", c.Env)
+	}
+	tok := env["E2E_TEST_TOKEN"]
+	if tok.Value != "" || tok.ValueFrom == nil || tok.ValueFrom.SecretKeyRef.Name != SecretName("1126-235959-abcd") || tok.ValueFrom.SecretKeyRef.Key != "E2E_TEST_TOKEN" {
+		t.Errorf("secret env = %+v, want a secretKeyRef", tok)
+	}
+	if s := BuildSecret(o, "1126-235959-abcd"); string(s.Data["E2E_TEST_TOKEN"]) != secretValue || s.Name != SecretName("1126-235959-abcd") {
+		t.Errorf("secret = %+v", s)
+	}
+	if BuildSecret(Options{}, "x") != nil {
+		t.Error("a Secret without secret variables")
+	}
+}
+
+func TestLabelValue(t *testing.T) {
+	for _, s := range []string{"", "TestA", "./tests/link", strings.Repeat("a", 100), "^Test(A|B)$/sub test", "-x-"} {
+		v := labelValue(s)
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			t.Errorf("labelValue(%q) = %q: %v", s, v, errs)
+		}
+	}
+	if labelValue("TestA") != "TestA" {
+		t.Error("a valid label value was changed")
+	}
+	if labelValue(strings.Repeat("a", 100)) == labelValue(strings.Repeat("a", 101)) {
+		t.Error("long values collide")
+	}
+}
+
+func TestRBACHasNoWildcards(t *testing.T) {
+	rules, err := config.ParseRules("delete:pods;patch,update:deployments.apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, role, rb := BuildRBAC("ns1", rules)
+	if sa.Namespace != "ns1" || role.Namespace != "ns1" || rb.Namespace != "ns1" || rb.RoleRef.Kind != "Role" {
+		t.Fatalf("RBAC not namespaced: %v %v %v", sa.Namespace, role.Namespace, rb.RoleRef)
+	}
+	var sawDelete bool
+	for _, r := range role.Rules {
+		for _, list := range [][]string{r.Verbs, r.Resources, r.APIGroups} {
+			for _, v := range list {
+				if strings.Contains(v, "*") {
+					t.Errorf("wildcard in rule %+v", r)
+				}
+			}
+		}
+		for _, v := range r.Verbs {
+			if v == "delete" && r.Resources[0] == "pods" {
+				sawDelete = true
+			}
+		}
+	}
+	if !sawDelete {
+		t.Error("extra rule missing")
+	}
+	for _, bad := range []string{"*:pods", "get:*", "get", "escalate:roles.rbac.authorization.k8s.io"} {
+		if _, err := config.ParseRules(bad); err == nil {
+			t.Errorf("ParseRules(%q) accepted", bad)
+		}
+	}
+}
+
+// stamp formats a log line the way the kubelet does with timestamps=true.
+func stamp(ts time.Time, text string) string {
+	return ts.UTC().Format("2006-01-02T15:04:05.000000000Z07:00") + " " + text + "\n"
+}
+
+func TestResumeDropsWhatWasShown(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 23, 0, 0, 500, time.UTC)
+	t1 := t0.Add(time.Millisecond)
+	t2 := t0.Add(2 * time.Second)
+	// Three lines share t1: a resume after the second must skip exactly two.
+	all := []string{stamp(t0, "a"), stamp(t1, "b"), stamp(t1, "b"), stamp(t1, "c"), stamp(t2, "d")}
+	var got []string
+	r := &lineResumer{emit: func(l []byte) { got = append(got, string(l)) }}
+	// first stream breaks in the middle of the fourth line
+	first := strings.Join(all[:3], "") + all[3][:10]
+	if err := r.read(&brokenReader{data: first}, false); err == nil {
+		t.Fatal("broken stream read without error")
+	}
+	if r.since() == nil || !r.since().Time.Equal(t1) {
+		t.Fatalf("since = %v, want %v", r.since(), t1)
+	}
+	// The API server truncates sinceTime to the second: the new stream
+	// repeats everything from t0's second on.
+	if err := r.read(strings.NewReader(strings.Join(all, "")), false); err != nil {
+		t.Fatal(err)
+	}
+	// A final stream after the container ended repeats the last line only.
+	if err := r.read(strings.NewReader(all[4]+t2.Add(time.Millisecond).Format(time.RFC3339Nano)+" e"), true); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a\n", "b\n", "b\n", "c\n", "d\n", "e"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("lines = %q, want %q", got, want)
+	}
+	if r.lines != 6 {
+		t.Errorf("lines counted %d, want 6", r.lines)
+	}
+}
+
+func TestResumeLongLines(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 23, 0, 0, 0, time.UTC)
+	big := strings.Repeat("0123456789", 300000) // 3 MB, far past any buffer
+	var got []string
+	r := &lineResumer{emit: func(l []byte) { got = append(got, string(l)) }}
+	in := stamp(t0, "x") + stamp(t0.Add(time.Microsecond), big) + stamp(t0.Add(2*time.Microsecond), "y")
+	if err := r.read(strings.NewReader(in), false); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[1] != big+"\n" || got[2] != "y\n" {
+		t.Fatalf("got %d lines, long line intact: %v", len(got), len(got) > 1 && got[1] == big+"\n")
+	}
+	// A continuation without a timestamp while resuming belongs to a line
+	// already shown.
+	if err := r.read(strings.NewReader("rest of an old long line\n"+stamp(t0.Add(3*time.Microsecond), "z")), false); err != nil {
+		t.Fatal(err)
+	}
+	if got[len(got)-1] != "z\n" || len(got) != 4 {
+		t.Errorf("after resume: %q", got[3:])
+	}
+}
+
+type brokenReader struct{ data string }
+
+func (b *brokenReader) Read(p []byte) (int, error) {
+	if b.data == "" {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := copy(p, b.data)
+	b.data = b.data[n:]
+	return n, nil
+}
+
+func TestSummary(t *testing.T) {
+	var s Summary
+	for _, l := range strings.Split(`=== RUN   TestA
+--- PASS: TestA (0.00s)
+=== RUN   TestB
+=== RUN   TestB/sub_one
+    --- FAIL: TestB/sub_one (0.01s)
+    --- SKIP: TestB/skipped (0.00s)
+--- FAIL: TestB (0.01s)
+    x_test.go:3: --- PASS: not a result line (
+--- FAIL: TestC (1.50s)
+FAIL`, "\n") {
+		s.Observe([]byte(l + "\n"))
+	}
+	if fmt.Sprintf("%v %v %v %v", s.Passed, s.Failed, s.Skipped, s.Final) != "[TestA] [TestB/sub_one TestB TestC] [TestB/skipped] FAIL" {
+		t.Errorf("summary = %v %v %v %v", s.Passed, s.Failed, s.Skipped, s.Final)
+	}
+	if got := s.FailedTop(); fmt.Sprint(got) != "[TestB/sub_one TestC]" {
+		t.Errorf("FailedTop = %v", got)
+	}
+	r := &Result{RunID: "r1", ExitCode: 1, Summary: s, Duration: 1500 * time.Millisecond}
+	line := r.Line()
+	for _, want := range []string{"run r1 FAILED", "1 passed, 3 failed, 1 skipped", "failed: TestB/sub_one, TestC", "exit code 1", "1.5s"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("summary line %q lacks %q", line, want)
+		}
+	}
+	var ee *ExitError
+	if err := r.Err(); err == nil || !asExit(err, &ee) || ee.ExitStatus() != 1 {
+		t.Errorf("Err() = %v", err)
+	}
+	if (&Result{}).Err() != nil {
+		t.Error("a passed run is an error")
+	}
+}
+
+func asExit(err error, target **ExitError) bool {
+	e, ok := err.(*ExitError)
+	*target = e
+	return ok
+}
+
+func pod(mut func(p *corev1.Pod)) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: ContainerName, Image: "reg/img:tag",
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}}}}},
+		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName}}},
+	}
+	mut(p)
+	return p
+}
+
+func TestClassify(t *testing.T) {
+	now := time.Now()
+	cs := func(p *corev1.Pod) *corev1.ContainerState { return &p.Status.ContainerStatuses[0].State }
+	cases := []struct {
+		name    string
+		pod     *corev1.Pod
+		deleted bool
+		code    int
+		exit    int
+		msg     string
+	}{
+		{"exit 3", pod(func(p *corev1.Pod) { cs(p).Terminated = &corev1.ContainerStateTerminated{ExitCode: 3} }), false, 0, 3, ""},
+		{"exit 0", pod(func(p *corev1.Pod) { cs(p).Terminated = &corev1.ContainerStateTerminated{ExitCode: 0} }), false, 0, 0, ""},
+		{"pull", pod(func(p *corev1.Pod) {
+			cs(p).Waiting = &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "manifest unknown"}
+		}), false, ExitImagePull, 0, "image reg/img:tag cannot be pulled (ErrImagePull): manifest unknown"},
+		{"backoff", pod(func(p *corev1.Pod) { cs(p).Waiting = &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff"} }), false, ExitImagePull, 0, "ImagePullBackOff"},
+		{"config", pod(func(p *corev1.Pod) {
+			cs(p).Waiting = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: `secret "x" not found`}
+		}), false, ExitContainerConfig, 0, `secret "x" not found`},
+		{"oom", pod(func(p *corev1.Pod) {
+			cs(p).Terminated = &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled"}
+		}), false, ExitOOMKilled, 137, "memory limit (64Mi)"},
+		{"deleted", pod(func(p *corev1.Pod) { cs(p).Running = &corev1.ContainerStateRunning{} }), true, ExitPodLost, 0, "deleted"},
+		{"evicted", pod(func(p *corev1.Pod) {
+			p.Status.Phase, p.Status.Reason, p.Status.Message = corev1.PodFailed, "Evicted", "low on memory"
+		}), false, ExitPodLost, 0, "evicted: low on memory"},
+		{"unschedulable", pod(func(p *corev1.Pod) {
+			p.Status.ContainerStatuses = nil
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
+				Message: "0/1 nodes are available: 1 Insufficient memory.", LastTransitionTime: metav1.NewTime(now.Add(-time.Minute))}}
+		}), false, ExitUnschedulable, 0, "Insufficient memory"},
+		{"unschedulable within grace", pod(func(p *corev1.Pod) {
+			p.Status.ContainerStatuses = nil
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
+				LastTransitionTime: metav1.NewTime(now)}}
+		}), false, 0, 0, ""},
+	}
+	for _, c := range cases {
+		f := classify(c.pod, c.deleted, now, 15*time.Second)
+		if f.code != c.code || f.exitCode != c.exit || !strings.Contains(f.message, c.msg) {
+			t.Errorf("%s: code %d exit %d message %q; want %d %d %q", c.name, f.code, f.exitCode, f.message, c.code, c.exit, c.msg)
+		}
+	}
+	f := classify(cases[len(cases)-1].pod, false, now, 15*time.Second)
+	if f.waitUntil.IsZero() {
+		t.Error("no grace deadline for a fresh unschedulable pod")
+	}
+}
+
+func TestLaunchAttachesToRunningRun(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	o := testOptions()
+	var out bytes.Buffer
+	first, err := Launch(ctx, cs, o, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), secretValue) || !strings.Contains(out.String(), "E2E_TEST_TOKEN") {
+		t.Errorf("launch output must name secrets, never show them:\n%s", out.String())
+	}
+	second, err := Launch(ctx, cs, o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.Attached || second.ID != first.ID {
+		t.Errorf("second launch: attached %v id %s, want attach to %s", second.Attached, second.ID, first.ID)
+	}
+	o2 := o
+	o2.NewRun = true
+	third, err := Launch(ctx, cs, o2, io.Discard)
+	if err != nil || third.Attached || third.ID == first.ID {
+		t.Fatalf("forced new run: %+v %v", third, err)
+	}
+	// once finished, a launch starts a new run
+	for _, r := range []*Run{first, third} {
+		job, _ := cs.BatchV1().Jobs("ns1").Get(ctx, r.JobName(), metav1.GetOptions{})
+		job.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
+		if _, err := cs.BatchV1().Jobs("ns1").UpdateStatus(ctx, job, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fourth, err := Launch(ctx, cs, o, io.Discard)
+	if err != nil || fourth.Attached {
+		t.Fatalf("launch after finish: %+v %v", fourth, err)
+	}
+	sec, err := cs.CoreV1().Secrets("ns1").Get(ctx, SecretName(first.ID), metav1.GetOptions{})
+	if err != nil || len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].Kind != "Job" {
+		t.Errorf("secret owner: %+v %v", sec, err)
+	}
+}

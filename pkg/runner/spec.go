@@ -1,0 +1,355 @@
+// Package runner runs a Go test binary in a Kubernetes cluster as a Job (the
+// remote runner), follows it to the end and reports its exit code.
+//
+// A run is one Job, one pod, one container: the test image's entrypoint (the
+// `go test -c` binary) with -test.v, -test.run and -test.timeout. The pod
+// gets the caller's TEST_* variables with the prefix removed, the secrets
+// through a Kubernetes Secret, and a ServiceAccount whose namespaced Role
+// lets the in-test library find the environment.
+package runner
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/testship/testship/pkg/config"
+)
+
+// Labels and annotations testship puts on what it creates.
+const (
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedBy      = "testship"
+	LabelComponent = "app.kubernetes.io/component"
+	Component      = "remote-runner"
+	LabelRunID     = "testship.dev/run-id"
+	LabelTest      = "testship.dev/test"
+	LabelImage     = "testship.dev/image"
+	LabelKey       = "testship.dev/run-key"
+
+	AnnotationImage   = "testship.dev/image"
+	AnnotationPattern = "testship.dev/run-pattern"
+	AnnotationTest    = "testship.dev/test"
+	AnnotationEnv     = "testship.dev/forwarded-env"
+	AnnotationSecrets = "testship.dev/secret-env"
+
+	// ContainerName is the name of the test container in the pod.
+	ContainerName = "test"
+	// ServiceAccountName is the identity of every remote test pod.
+	ServiceAccountName = "testship-runner"
+
+	// DeadlineMargin is added to the test timeout for the Job's
+	// activeDeadlineSeconds, so that the test binary's own timeout (which
+	// prints the stuck goroutines) fires first.
+	DeadlineMargin = 5 * time.Minute
+)
+
+// Env variables the remote copy of the test reads.
+const (
+	EnvRemote    = "TESTSHIP_REMOTE"
+	EnvNamespace = "TESTSHIP_NAMESPACE"
+	EnvRunID     = "TESTSHIP_RUN_ID"
+)
+
+// Options describe one remote run.
+type Options struct {
+	Namespace string
+	// Image is the test image, best pinned (registry/repo@sha256:...).
+	Image string
+	// Test names what is tested (e.g. the package, "./tests/link"); it
+	// labels the run and, with Image and Pattern, identifies it for attach.
+	Test string
+	// Pattern is the -test.run pattern; empty runs every test.
+	Pattern string
+	// Timeout is the test binary's -test.timeout.
+	Timeout time.Duration
+	// Args are extra arguments to the test binary.
+	Args []string
+	// Env is passed to the test in plain form (already without the TEST_
+	// prefix); Secrets go through a Kubernetes Secret. Names only are ever
+	// printed.
+	Env     map[string]string
+	Secrets map[string]string
+
+	Resources    corev1.ResourceRequirements
+	NodeSelector map[string]string
+	Tolerations  []corev1.Toleration
+	DoNotEvict   bool
+	// TTL is ttlSecondsAfterFinished; 0 means 24h.
+	TTL time.Duration
+	// Rules extend the runner's Role.
+	Rules []rbacv1.PolicyRule
+	// NewRun starts a new run even when an identical one is running.
+	NewRun bool
+	// RunID is the id of the new run; empty generates one.
+	RunID string
+}
+
+// FromConfig fills the options the run variables decide.
+func (o *Options) FromConfig(c config.Run) {
+	o.Pattern = c.Pattern
+	o.Timeout = c.Timeout
+	o.Resources = c.Resources
+	o.NodeSelector = c.NodeSelector
+	o.Tolerations = c.Tolerations
+	o.DoNotEvict = c.DoNotEvict
+	o.TTL = c.TTL
+	o.Rules = c.Rules
+	o.NewRun = c.NewRun
+}
+
+// EnvFromEnviron splits an environment (os.Environ form) into what the
+// remote test gets: plain holds every TEST_* variable with the prefix
+// removed (TEST_FOO=1 becomes FOO=1); secrets holds every secret variable
+// (E2E_TEST_* and those named in TESTSHIP_SECRET_VARS) under its own name.
+// A TEST_* variable that is itself secret goes with the secrets.
+func EnvFromEnviron(environ []string) (plain, secrets map[string]string) {
+	plain, secrets = map[string]string{}, map[string]string{}
+	for _, kv := range environ {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || name == "" {
+			continue
+		}
+		switch {
+		case config.IsSecret(name):
+			secrets[name] = val
+		case strings.HasPrefix(name, config.ForwardPrefix) && len(name) > len(config.ForwardPrefix):
+			plain[strings.TrimPrefix(name, config.ForwardPrefix)] = val
+		}
+	}
+	return plain, secrets
+}
+
+// EnvFromProcess is EnvFromEnviron(os.Environ()).
+func EnvFromProcess() (plain, secrets map[string]string) { return EnvFromEnviron(os.Environ()) }
+
+// NewRunID returns a fresh run id: the UTC time and 4 random hex digits,
+// short enough for object names and sortable by start.
+func NewRunID() string {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("0102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// JobName is the name of a run's Job (and prefix of its pod).
+func JobName(runID string) string { return "testship-" + runID }
+
+// SecretName is the name of a run's Secret.
+func SecretName(runID string) string { return "testship-" + runID + "-env" }
+
+// labelValue turns s into a valid label value: kept as is when valid,
+// otherwise a readable prefix plus a hash, at most 63 characters.
+var labelUnsafe = regexp.MustCompile(`[^-_.a-zA-Z0-9]+`)
+
+func labelValue(s string) string {
+	clean := strings.Trim(labelUnsafe.ReplaceAllString(s, "_"), "-_.")
+	if clean == s && len(s) <= 63 {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	h := hex.EncodeToString(sum[:])[:10]
+	if len(clean) > 52 {
+		clean = strings.Trim(clean[:52], "-_.")
+	}
+	if clean == "" {
+		return h
+	}
+	return clean + "-" + h
+}
+
+// imageLabel is the label value naming an image: its digest's hex (first
+// 40 digits) when pinned, otherwise a hash of the reference.
+func imageLabel(image string) string {
+	if _, dig, ok := strings.Cut(image, "@sha256:"); ok && len(dig) >= 40 {
+		return dig[:40]
+	}
+	return labelValue(image)
+}
+
+// RunKey identifies "the same test from the same image in the same
+// namespace": runs with equal keys attach to each other.
+func RunKey(o Options) string {
+	sum := sha256.Sum256([]byte(o.Image + "\x00" + o.Test + "\x00" + o.Pattern + "\x00" + strings.Join(o.Args, "\x00")))
+	return hex.EncodeToString(sum[:])[:32]
+}
+
+// Labels identifying a run, on its Job, pod and Secret.
+func runLabels(o Options, runID string) map[string]string {
+	return map[string]string{
+		LabelManagedBy: ManagedBy,
+		LabelComponent: Component,
+		LabelRunID:     runID,
+		LabelTest:      labelValue(o.Test),
+		LabelImage:     imageLabel(o.Image),
+		LabelKey:       RunKey(o),
+	}
+}
+
+// Args returns the test binary's arguments.
+func (o Options) args() []string {
+	args := []string{"-test.v"}
+	if o.Pattern != "" {
+		args = append(args, "-test.run", o.Pattern)
+	}
+	if o.Timeout > 0 {
+		args = append(args, "-test.timeout", o.Timeout.String())
+	}
+	return append(args, o.Args...)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// BuildJob returns the run's Job. Secret values are not in it: each secret
+// variable is a secretKeyRef into SecretName(runID).
+func BuildJob(o Options, runID string) *batchv1.Job {
+	labels := runLabels(o, runID)
+	ttl := o.TTL
+	if ttl <= 0 {
+		ttl = 24 * time.Hour
+	}
+	annotations := map[string]string{
+		AnnotationImage:   o.Image,
+		AnnotationPattern: o.Pattern,
+		AnnotationTest:    o.Test,
+		AnnotationEnv:     strings.Join(sortedKeys(o.Env), ","),
+		AnnotationSecrets: strings.Join(sortedKeys(o.Secrets), ","),
+	}
+	podAnnotations := map[string]string{}
+	if o.DoNotEvict {
+		podAnnotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] = "false"
+	}
+
+	env := []corev1.EnvVar{
+		{Name: EnvRemote, Value: "true"},
+		{Name: EnvNamespace, Value: o.Namespace},
+		{Name: EnvRunID, Value: runID},
+	}
+	for _, k := range sortedKeys(o.Env) {
+		if k == EnvRemote || k == EnvNamespace || k == EnvRunID {
+			continue // where it runs is not the caller's to say
+		}
+		env = append(env, corev1.EnvVar{Name: k, Value: o.Env[k]})
+	}
+	for _, k := range sortedKeys(o.Secrets) {
+		env = append(env, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: SecretName(runID)},
+				Key:                  k,
+			},
+		}})
+	}
+
+	var deadline *int64
+	if o.Timeout > 0 {
+		deadline = ptr.To(int64((o.Timeout + DeadlineMargin).Seconds()))
+	}
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        JobName(runID),
+			Namespace:   o.Namespace,
+			Labels:      labels,
+			Annotations: annotations,
+		},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:            ptr.To(int32(0)),
+			Completions:             ptr.To(int32(1)),
+			Parallelism:             ptr.To(int32(1)),
+			ActiveDeadlineSeconds:   deadline,
+			TTLSecondsAfterFinished: ptr.To(int32(ttl.Seconds())),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: podAnnotations},
+				Spec: corev1.PodSpec{
+					RestartPolicy:                 corev1.RestartPolicyNever,
+					ServiceAccountName:            ServiceAccountName,
+					AutomountServiceAccountToken:  ptr.To(true),
+					EnableServiceLinks:            ptr.To(false),
+					TerminationGracePeriodSeconds: ptr.To(int64(10)),
+					NodeSelector:                  o.NodeSelector,
+					Tolerations:                   o.Tolerations,
+					Containers: []corev1.Container{{
+						Name:                     ContainerName,
+						Image:                    o.Image,
+						ImagePullPolicy:          corev1.PullIfNotPresent,
+						Args:                     o.args(),
+						Env:                      env,
+						Resources:                o.Resources,
+						TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+						SecurityContext: &corev1.SecurityContext{
+							AllowPrivilegeEscalation: ptr.To(false),
+						},
+					}},
+				},
+			},
+		},
+	}
+}
+
+// BuildSecret returns the Secret holding the run's secret variables, or nil
+// when there are none.
+func BuildSecret(o Options, runID string) *corev1.Secret {
+	if len(o.Secrets) == 0 {
+		return nil
+	}
+	data := map[string][]byte{}
+	for k, v := range o.Secrets {
+		data[k] = []byte(v)
+	}
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      SecretName(runID),
+			Namespace: o.Namespace,
+			Labels:    runLabels(o, runID),
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: data,
+	}
+}
+
+// baseRules is what the in-test library needs to find and use the
+// environment: read workloads, pods, their logs, services and endpoints
+// (port URLs), configmaps, and secrets, which is where Helm keeps its
+// release records (pkg/environment's Connect reads them).
+var baseRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"pods", "pods/log", "services", "endpoints", "configmaps", "secrets", "events", "serviceaccounts", "persistentvolumeclaims"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "replicasets", "daemonsets"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}, Verbs: []string{"get", "list", "watch"}},
+}
+
+// BuildRBAC returns the ServiceAccount, Role and RoleBinding of the remote
+// runner in the namespace: namespaced read rights plus the extra rules.
+func BuildRBAC(namespace string, extra []rbacv1.PolicyRule) (*corev1.ServiceAccount, *rbacv1.Role, *rbacv1.RoleBinding) {
+	labels := map[string]string{LabelManagedBy: ManagedBy, LabelComponent: Component}
+	meta := func() metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: ServiceAccountName, Namespace: namespace, Labels: labels}
+	}
+	rules := append([]rbacv1.PolicyRule{}, baseRules...)
+	rules = append(rules, extra...)
+	sa := &corev1.ServiceAccount{ObjectMeta: meta()}
+	role := &rbacv1.Role{ObjectMeta: meta(), Rules: rules}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: meta(),
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: ServiceAccountName},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: ServiceAccountName, Namespace: namespace}},
+	}
+	return sa, role, rb
+}
