@@ -27,6 +27,10 @@ type FollowOptions struct {
 	// LeaveOnInterrupt keeps the run going when ctx is cancelled (Ctrl-C)
 	// instead of cancelling it.
 	LeaveOnInterrupt bool
+	// KeepOnFault keeps the Job, pod and Secret of a run that hit a fault
+	// (image pull, unschedulable, ...) for inspection; by default they are
+	// deleted, since such a run can never finish.
+	KeepOnFault bool
 }
 
 // Follow waits for the run like Wait, prints the one-line summary to Log,
@@ -64,6 +68,19 @@ func Follow(ctx context.Context, cs kubernetes.Interface, run *Run, fo FollowOpt
 		fmt.Fprintf(log, "testship: run %s started in namespace %s and goes on without us: follow it with `mage run:attach %s`, see it with `mage run:status %s`, stop it with `mage run:cancel %s`\n",
 			run.ID, run.Namespace, run.ID, run.ID, run.ID)
 		return res, nil
+	}
+	if res.Reason != "" && res.Reason != ReasonWaitTimeout {
+		if fo.KeepOnFault {
+			fmt.Fprintf(log, "testship: kept run %s (Job %s/%s) for inspection: `mage run:status %s`\n", run.ID, run.Namespace, JobName(run.ID), run.ID)
+		} else {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			if err := Cancel(cctx, cs, run.Namespace, run.ID, true); err != nil {
+				fmt.Fprintf(log, "testship: could not remove run %s after its fault: %v\n", run.ID, err)
+			} else {
+				fmt.Fprintf(log, "testship: removed run %s (Job, pod, Secret) after its fault\n", run.ID)
+			}
+			cancel()
+		}
 	}
 	fmt.Fprintln(log, res.Line())
 	return res, res.Err()

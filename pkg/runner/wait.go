@@ -233,7 +233,7 @@ func Wait(ctx context.Context, cs kubernetes.Interface, run *Run, wo WaitOptions
 			if f.lost || (f.done && st.pod.DeletionTimestamp != nil && f.exitCode != 0) {
 				// The pod went away: the Job's deadline, or someone deleted it.
 				if job, err := cs.BatchV1().Jobs(run.Namespace).Get(context.WithoutCancel(ctx), JobName(run.ID), metav1.GetOptions{}); err == nil {
-					if c := jobCondition(job, batchv1.JobFailed, batchv1.JobFailureTarget); c != nil && c.Reason == batchv1.JobReasonDeadlineExceeded {
+					if deadlinePassed(job, time.Now()) {
 						return finish(ExitDeadline, ReasonDeadline, fmt.Sprintf("the Job's deadline (activeDeadlineSeconds %d) passed before the test ended: raise TESTSHIP_TIMEOUT", deref(job.Spec.ActiveDeadlineSeconds)))
 					}
 				}
@@ -247,6 +247,18 @@ func Wait(ctx context.Context, cs kubernetes.Interface, run *Run, wo WaitOptions
 			return finish(f.exitCode, "", "")
 		}
 	}
+}
+
+// deadlinePassed reports whether the Job failed for its activeDeadlineSeconds
+// (by its condition, or by the clock when the condition is not written yet).
+func deadlinePassed(job *batchv1.Job, now time.Time) bool {
+	if c := jobCondition(job, batchv1.JobFailed, batchv1.JobFailureTarget); c != nil {
+		return c.Reason == batchv1.JobReasonDeadlineExceeded
+	}
+	if job.Spec.ActiveDeadlineSeconds == nil || job.Status.StartTime == nil {
+		return false
+	}
+	return now.Sub(job.Status.StartTime.Time) >= time.Duration(*job.Spec.ActiveDeadlineSeconds)*time.Second
 }
 
 func deref(p *int64) int64 {
