@@ -1,0 +1,61 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/magefile/mage/mg"
+	"github.com/magefile/mage/sh"
+)
+
+// Test runs testship's own tests.
+type Test mg.Namespace
+
+// Unit runs the unit tests; they need no Docker, registry or cluster.
+func (Test) Unit(ctx context.Context) error {
+	return sh.RunV("go", "test", "-count=1", "./...")
+}
+
+// E2e runs the end-to-end tests (with the unit tests) against the running local stack.
+//
+// Start the stack first with dev:up (or set KUBECONFIG, TESTSHIP_E2E_REGISTRY
+// and DOCKER_HOST to another one). A missing stack fails the tests, it never
+// skips them. Packages run one at a time (-p 1) since they share the cluster.
+func (Test) E2e(ctx context.Context) error {
+	return sh.RunV("go", "test", "-tags", "e2e", "-p", "1", "-count=1", "-timeout", "60m", "./...")
+}
+
+// All runs the unit tests, brings up the local stack, runs the end-to-end tests and takes the stack down.
+//
+// This is the project's test command, the one .ci/run runs. Set
+// TESTSHIP_KEEP_STACK=true to leave the stack running afterwards.
+func (Test) All(ctx context.Context) (err error) {
+	if err := (Test{}).Unit(ctx); err != nil {
+		return err
+	}
+	if err := (Dev{}).Up(ctx); err != nil {
+		return err
+	}
+	if os.Getenv("TESTSHIP_KEEP_STACK") != "true" {
+		defer func() {
+			if derr := (Dev{}).Down(context.WithoutCancel(ctx)); derr != nil && err == nil {
+				err = fmt.Errorf("dev:down after the tests: %w", derr)
+			}
+		}()
+	}
+	return (Test{}).E2e(ctx)
+}
+
+// Bench runs the benchmarks (image pipeline, remote runner) against the running local stack.
+//
+// BENCH_TIME sets -benchtime (default 5x). Results are what README reports.
+func Bench(ctx context.Context) error {
+	bt := os.Getenv("BENCH_TIME")
+	if bt == "" {
+		bt = "5x"
+	}
+	return sh.RunV("go", "test", "-tags", "e2e", "-p", "1", "-count=1", "-run", "^$", "-bench", ".", "-benchtime", bt, "-timeout", "60m", "./...")
+}
