@@ -22,6 +22,7 @@ import (
 	"time"
 
 	dockerregistry "github.com/docker/docker/api/types/registry"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/testship/testship/images"
 	"github.com/testship/testship/pkg/config"
@@ -229,32 +230,44 @@ func (p *pipeline) planBase() (*image, error) {
 	return p.newImage("base", bc, args, p.cfg.BaseFrom)
 }
 
-// planBinaries compiles the test binary and the apps and plans their images.
+// planBinaries compiles the test binary and the apps, concurrently (an
+// unchanged package is a cache lookup, so this is mostly `go` start-up),
+// and plans their images.
 func (p *pipeline) planBinaries(ctx context.Context, baseRef string) ([]*image, error) {
 	buildDir := filepath.Join(p.cfg.StateDir, "build", strings.ReplaceAll(p.cfg.Platform, "/", "-"))
 	type bin struct {
 		name, pkg string
 		test      bool
+		took      time.Duration
 	}
-	bins := []bin{{"test", p.cfg.TestPackage, true}}
+	bins := []*bin{{name: "test", pkg: p.cfg.TestPackage, test: true}}
 	for _, a := range p.cfg.Apps {
-		bins = append(bins, bin{a.Name, a.Package, false})
+		bins = append(bins, &bin{name: a.Name, pkg: a.Package})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, b := range bins {
+		g.Go(func() error {
+			t := time.Now()
+			if err := compile(gctx, b.pkg, filepath.Join(buildDir, b.name), p.cfg.OS(), p.cfg.Arch(), b.test); err != nil {
+				return fmt.Errorf("%s image: %w", b.name, err)
+			}
+			b.took = time.Since(t)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	var out []*image
 	for _, b := range bins {
-		path := filepath.Join(buildDir, b.name)
 		verb := "go build"
 		if b.test {
 			verb = "go test -c"
 		}
-		t := time.Now()
-		if err := compile(ctx, b.pkg, path, p.cfg.OS(), p.cfg.Arch(), b.test); err != nil {
-			return nil, fmt.Errorf("%s image: %w", b.name, err)
-		}
-		fmt.Fprintf(p.out, "%-5s %s %s (%.1fs)\n", b.name, verb, b.pkg, time.Since(t).Seconds())
+		fmt.Fprintf(p.out, "%-5s %s %s (%.1fs)\n", b.name, verb, b.pkg, b.took.Seconds())
 		bc := &buildContext{}
 		bc.add(file{Name: "Dockerfile", Mode: 0o644, Data: images.Test})
-		bc.add(file{Name: "run", Mode: 0o755, Src: path})
+		bc.add(file{Name: "run", Mode: 0o755, Src: filepath.Join(buildDir, b.name)})
 		im, err := p.newImage(b.name, bc, map[string]string{"BASE_IMAGE": baseRef}, b.pkg)
 		if err != nil {
 			return nil, err
