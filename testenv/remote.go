@@ -1,5 +1,110 @@
 package testenv
 
-// runRemote hands the test to the remote runner when configured. This stub
-// (engineer "env") never does; engineer "runner" owns and replaces this file.
-func (e *Env) runRemote() bool { return false }
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/testship/testship/pkg/config"
+	"github.com/testship/testship/pkg/runner"
+)
+
+// runRemote hands the test to the remote runner when ENV_JOB_IMAGE is set
+// and this process is not itself the remote runner: it deploys the
+// environment, launches the test image in the cluster for this test only
+// (-test.run '^TestName$'), and follows it to the end, or, with
+// DETACH_RUNNER=true, until it has started. A remote failure fails this
+// test with the remote exit code and the failed tests' names. It returns
+// true when the remote runner took the test.
+func (e *Env) runRemote() bool {
+	e.t.Helper()
+	image := config.Get(config.RunJobImage)
+	if image == "" || IsRemote() {
+		return false
+	}
+	rc, err := config.LoadRun()
+	if err != nil {
+		e.t.Fatalf("testenv: %v", err)
+	}
+	if rc.Detach {
+		// A detached run outlives this process: its environment stays
+		// until env:destroy (or the namespace is removed).
+		e.cfg.Keep = config.KeepAlways
+	}
+	if err := e.deploy(); err != nil {
+		e.t.Fatalf("testenv: %v", err)
+	}
+	opts := runner.Options{Namespace: e.namespace, Image: image, Test: e.t.Name()}
+	opts.FromConfig(rc)
+	opts.Pattern = TestPattern(e.t.Name())
+	opts.Env, opts.Secrets = runner.EnvFromProcess()
+	cs := e.Kube()
+	run, err := runner.Launch(e.ctx, cs, opts, logWriter{e.t})
+	if err != nil {
+		e.t.Fatalf("testenv: launch the remote runner: %v", err)
+	}
+	out := &prefixWriter{prefix: "remote: "}
+	res, err := runner.Follow(e.ctx, cs, run, runner.FollowOptions{
+		WaitOptions: runner.WaitOptions{
+			Out:     out,
+			Log:     logWriter{e.t},
+			Detach:  rc.Detach,
+			Timeout: rc.WaitTimeout,
+		},
+		LeaveOnInterrupt: rc.LeaveOnInterrupt,
+		KeepOnFault:      e.cfg.Keep != config.KeepNever,
+	})
+	if err != nil {
+		if res != nil && res.Reason == "" {
+			failed := res.Summary.FailedTop()
+			e.t.Errorf("testenv: the remote runner's test failed with exit code %d (run %s in namespace %s); failed tests: %s",
+				res.ExitCode, run.ID, run.Namespace, strings.Join(failed, ", "))
+		} else {
+			e.t.Errorf("testenv: remote run %s: %v", run.ID, err)
+		}
+	}
+	return true
+}
+
+// TestPattern is the -test.run pattern that selects exactly the named test
+// (or subtest: TestA/sub becomes ^TestA$/^sub$).
+func TestPattern(name string) string {
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
+	}
+	return strings.Join(parts, "/")
+}
+
+// prefixWriter writes the remote test's output to this process's standard
+// output, each line prefixed so that `go test` does not mistake the remote
+// `--- FAIL` lines for this process's own results.
+type prefixWriter struct {
+	mu     sync.Mutex
+	prefix string
+	mid    bool // the last write did not end a line
+}
+
+func (w *prefixWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 {
+		if !w.mid {
+			fmt.Fprint(os.Stdout, w.prefix)
+		}
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			os.Stdout.Write(p)
+			w.mid = true
+			break
+		}
+		os.Stdout.Write(p[:i+1])
+		w.mid = false
+		p = p[i+1:]
+	}
+	return n, nil
+}

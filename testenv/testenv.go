@@ -112,11 +112,6 @@ func Keep(k config.Keep) Option {
 	return func(e *Env) { e.cfg.Keep = k }
 }
 
-// BuiltImages supplies the image pipeline's app images by name; testenv
-// uses it for charts without TESTSHIP_IMAGE_<CHART> or an Image option.
-// The image pipeline sets it (see pkg/image); nil means none.
-var BuiltImages func() (map[string]string, error)
-
 // New prepares the environment of test t from the configuration and options.
 // It contacts nothing; Run does.
 func New(t testing.TB, opts ...Option) *Env {
@@ -232,13 +227,9 @@ func (e *Env) deploy() error {
 		return nil
 	}
 	kc := e.kubeConfig()
-	built := map[string]string{}
-	if BuiltImages != nil {
-		b, err := BuiltImages()
-		if err != nil {
-			return err
-		}
-		built = b
+	built, err := environment.StateImages(config.Get(config.StateDir))
+	if err != nil {
+		return err
 	}
 	images := environment.ResolveImages(e.cfg.Charts, built)
 	for k, v := range e.images {

@@ -1,0 +1,91 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/testship/testship/pkg/config"
+	"github.com/testship/testship/pkg/environment"
+	"github.com/testship/testship/pkg/kube"
+)
+
+// Env deploys, inspects and destroys the test's environment (Helm charts).
+type Env mg.Namespace
+
+// Deploy installs or upgrades the environment's charts and waits until their workloads are ready.
+//
+// Reads TESTSHIP_CHARTS, ENV_NAMESPACE, ENV_TIMEOUT, ENV_SET, LOCAL_CHARTS,
+// TESTSHIP_CHARTS_DIR, TESTSHIP_IMAGE_<CHART> and the image pipeline's
+// .testship/images.json (chart "link" gets the app image "link"). A chart
+// whose chart and values did not change is "up to date": no new revision.
+func (Env) Deploy(ctx context.Context) error {
+	cfg, kc, err := envSetup()
+	if err != nil {
+		return err
+	}
+	built, err := environment.StateImages(config.Get(config.StateDir))
+	if err != nil {
+		return err
+	}
+	o := environment.FromConfig(cfg, environment.DetectOrigin("local"))
+	o.Images = environment.ResolveImages(cfg.Charts, built)
+	o.Out = os.Stdout
+	env, err := environment.Deploy(ctx, kc.REST, o)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("environment ready in namespace %s (ENV_NAMESPACE=%s)\n", env.Namespace, env.Namespace)
+	return nil
+}
+
+// Status shows the environment's releases, their workloads and readiness.
+func (Env) Status(ctx context.Context) error {
+	cfg, kc, err := envSetup()
+	if err != nil {
+		return err
+	}
+	st, err := environment.GetStatus(ctx, kc.REST, envNamespace(cfg))
+	if err != nil {
+		return err
+	}
+	st.Print(os.Stdout)
+	return nil
+}
+
+// Destroy uninstalls the environment's releases and deletes its namespace, unless KEEP_ENVIRONMENTS says keep.
+//
+// KEEP_ENVIRONMENTS=always keeps it; onfail keeps it when ENV_FAILED=true;
+// never (the default) destroys it.
+func (Env) Destroy(ctx context.Context) error {
+	cfg, kc, err := envSetup()
+	if err != nil {
+		return err
+	}
+	ns := envNamespace(cfg)
+	if cfg.Keep.Keeps(cfg.Failed) {
+		fmt.Printf("namespace %s: kept (KEEP_ENVIRONMENTS=%s, ENV_FAILED=%v); set KEEP_ENVIRONMENTS=never to destroy it\n", ns, cfg.Keep, cfg.Failed)
+		return nil
+	}
+	return environment.Destroy(ctx, kc.REST, ns, cfg.Timeout, os.Stdout)
+}
+
+func envSetup() (config.Env, *kube.Config, error) {
+	cfg, err := config.LoadEnv()
+	if err != nil {
+		return cfg, nil, err
+	}
+	kc, err := kube.Load()
+	return cfg, kc, err
+}
+
+func envNamespace(cfg config.Env) string {
+	if cfg.Namespace != "" {
+		return cfg.Namespace
+	}
+	return environment.GenerateNamespace(environment.DetectOrigin("local"))
+}

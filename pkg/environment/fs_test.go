@@ -1,0 +1,9 @@
+package environment
+
+import (
+	"io/fs"
+
+	"github.com/testship/testship/charts"
+)
+
+func chartsFS() fs.FS { return charts.FS }

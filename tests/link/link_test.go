@@ -1,0 +1,99 @@
+//go:build e2e
+
+// The link example: an integration test of the link service, deployed by
+// testenv from charts/link. Run it locally (`go test -tags e2e ./tests/link`)
+// or through the remote runner (mage run:test).
+package link
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/testship/testship/testenv"
+)
+
+func TestLink(t *testing.T) {
+	env := testenv.New(t)
+	env.Run()
+	if env.WillUseRemoteRunner() {
+		return
+	}
+	base := env.ServiceURL("link", 80)
+	pods := env.PodURLs("app.kubernetes.io/name=link", 8080)
+	if len(pods) < 2 {
+		t.Fatalf("want at least 2 ready replicas of link, got %d", len(pods))
+	}
+	client := &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	before := stats(t, client, base)
+
+	// Create links through the Service.
+	want := map[string]string{}
+	for i := 0; i < 3; i++ {
+		target := fmt.Sprintf("https://example.com/%s/%d", env.Namespace(), i)
+		body, _ := json.Marshal(map[string]string{"url": target})
+		resp, err := client.Post(base+"/links", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("create link: %v", err)
+		}
+		var l struct{ Code, URL string }
+		err = json.NewDecoder(resp.Body).Decode(&l)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated || err != nil || l.Code == "" {
+			t.Fatalf("create link: status %d, body %+v, err %v", resp.StatusCode, l, err)
+		}
+		want[l.Code] = target
+	}
+
+	// Every replica resolves every link.
+	for _, pod := range pods {
+		for code, target := range want {
+			resp, err := client.Get(pod + "/r/" + code)
+			if err != nil {
+				t.Fatalf("resolve %s at %s: %v", code, pod, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != target {
+				t.Errorf("replica %s (%s): /r/%s = %d %q, want 302 %q",
+					resp.Header.Get("X-Link-Pod"), pod, code, resp.StatusCode, resp.Header.Get("Location"), target)
+			}
+		}
+	}
+
+	// Unknown codes are 404 everywhere.
+	resp, err := client.Get(base + "/r/does-not-exist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown code: status %d, want 404", resp.StatusCode)
+	}
+
+	// The counter is shared by the replicas: it grew by exactly what this
+	// run created (the witness that the test logic ran once).
+	after := stats(t, client, base)
+	if after-before != len(want) {
+		t.Errorf("created counter went from %d to %d, want +%d", before, after, len(want))
+	}
+	t.Logf("link: %d links resolved by %d replicas; created counter %d -> %d", len(want), len(pods), before, after)
+}
+
+func stats(t *testing.T, c *http.Client, base string) int {
+	t.Helper()
+	resp, err := c.Get(base + "/stats")
+	if err != nil {
+		t.Fatalf("stats: %v", err)
+	}
+	defer resp.Body.Close()
+	var s struct{ Created int }
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("stats: status %d, err %v", resp.StatusCode, err)
+	}
+	return s.Created
+}
