@@ -47,6 +47,8 @@ var (
 		Help: "extra namespaced rights for the remote test: verb,verb:resource,resource[.group];... e.g. delete:pods;patch:deployments.apps"})
 	RunJUnit = Declare(Var{Name: "TESTSHIP_JUNIT", Area: "run",
 		Help: "write a JUnit XML report of the remote test to this path"})
+	RunFromStart = Declare(Var{Name: "TESTSHIP_FROM_START", Default: "false", Area: "run",
+		Help: "run:attach shows the run's output from its start instead of from now"})
 )
 
 // Run is the validated configuration of a remote run.
@@ -65,6 +67,7 @@ type Run struct {
 	TTL              time.Duration
 	Rules            []rbacv1.PolicyRule
 	JUnit            string
+	FromStart        bool
 }
 
 // LoadRun reads and validates the run variables.
@@ -132,6 +135,9 @@ func LoadRun() (Run, error) {
 		return r, err
 	}
 	r.JUnit = Get(RunJUnit)
+	if r.FromStart, err = Bool(RunFromStart); err != nil {
+		return r, err
+	}
 	return r, nil
 }
 
