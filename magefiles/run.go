@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 
 	"github.com/magefile/mage/mg"
 	"k8s.io/client-go/kubernetes"
@@ -223,13 +225,23 @@ func runRemote(ctx context.Context, detach bool) error {
 	if err != nil {
 		return err
 	}
+	wo := runner.WaitOptions{Out: os.Stdout, Log: os.Stderr, Detach: detach || rc.Detach, Timeout: rc.WaitTimeout}
+	var rec *runner.Recorder
+	if rc.JUnit != "" && !wo.Detach {
+		if rec, err = runner.NewRecorder(); err != nil {
+			return err
+		}
+		defer rec.Close()
+		wo.OnLine = rec.Line
+	}
 	res, err := runner.Follow(ctx, cs, run, runner.FollowOptions{
-		WaitOptions: runner.WaitOptions{
-			Out: os.Stdout, Log: os.Stderr, Detach: detach || rc.Detach, Timeout: rc.WaitTimeout,
-		},
+		WaitOptions:      wo,
 		LeaveOnInterrupt: rc.LeaveOnInterrupt,
 		KeepOnFault:      ec.Keep != config.KeepNever,
 	})
+	if rec != nil && res != nil && !res.Detached {
+		writeReports(rec, rc.JUnit, opts.Test, res)
+	}
 	if detach || rc.Detach || (res != nil && res.Reason == runner.ReasonWaitTimeout) || ctx.Err() != nil {
 		// The run goes on (or was just cancelled within Mage's grace
 		// period): its environment stays until env:destroy.
@@ -246,6 +258,22 @@ func runRemote(ctx context.Context, detach bool) error {
 		fmt.Fprintf(os.Stderr, "testship: destroy the environment in namespace %s: %v\n", env.Namespace, derr)
 	}
 	return err
+}
+
+// writeReports writes the JUnit XML report and, next to it, the `go test
+// -json` events (NAME.json for NAME.xml).
+func writeReports(rec *runner.Recorder, path, pkg string, res *runner.Result) {
+	if err := rec.WriteJUnit(path, pkg, res); err != nil {
+		fmt.Fprintf(os.Stderr, "testship: %v\n", err)
+	} else {
+		fmt.Fprintf(os.Stderr, "testship: JUnit report written to %s\n", path)
+	}
+	events := strings.TrimSuffix(path, filepath.Ext(path)) + ".json"
+	if err := rec.WriteJSON(events, pkg, res); err != nil {
+		fmt.Fprintf(os.Stderr, "testship: %v\n", err)
+	} else {
+		fmt.Fprintf(os.Stderr, "testship: go test -json events written to %s\n", events)
+	}
 }
 
 func clientset() (kubernetes.Interface, error) {

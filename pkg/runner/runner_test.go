@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/jstemmer/go-junit-report/v2/junit"
 
 	"github.com/testship/testship/pkg/config"
 )
@@ -371,4 +376,57 @@ func TestLaunchAttachesToRunningRun(t *testing.T) {
 	if err != nil || len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].Kind != "Job" {
 		t.Errorf("secret owner: %+v %v", sec, err)
 	}
+}
+
+func TestJUnitReport(t *testing.T) {
+	raw, err := os.ReadFile("testdata/report.txt") // `-test.v` output of the probe's TestPass and TestReport
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := NewRecorder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	for _, l := range strings.SplitAfter(string(raw), "\n") {
+		if l != "" {
+			rec.Line([]byte(l))
+		}
+	}
+	path := filepath.Join(t.TempDir(), "junit.xml")
+	if err := rec.WriteJUnit(path, "probe", &Result{ExitCode: 1, Duration: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var suites junit.Testsuites
+	if err := xml.Unmarshal(data, &suites); err != nil {
+		t.Fatal(err)
+	}
+	if len(suites.Suites) != 1 {
+		t.Fatalf("%d suites:\n%s", len(suites.Suites), data)
+	}
+	s := suites.Suites[0]
+	cases := map[string]junit.Testcase{}
+	for _, c := range s.Testcases {
+		cases[c.Name] = c
+	}
+	check := func(name string, ok bool, what string) {
+		t.Helper()
+		if !ok {
+			t.Errorf("%s: %s\n%s", name, what, data)
+		}
+	}
+	for _, name := range []string{"TestPass", "TestReport", "TestReport/pass", "TestReport/fail", "TestReport/skip", "TestReport/group/par0", "TestReport/group/par1", "TestReport/group/par2"} {
+		_, ok := cases[name]
+		check(name, ok, "missing")
+	}
+	check("TestReport/fail", cases["TestReport/fail"].Failure != nil && strings.Contains(cases["TestReport/fail"].Failure.Data, "report: failing subtest"), "no failure with its output")
+	check("TestReport/skip", cases["TestReport/skip"].Skipped != nil, "not skipped")
+	check("TestReport/pass", cases["TestReport/pass"].Failure == nil && cases["TestReport/pass"].Skipped == nil, "not passed")
+	check("TestReport/group/par0", cases["TestReport/group/par0"].Time == "0.300", "duration "+cases["TestReport/group/par0"].Time)
+	check("TestReport/group/par2", cases["TestReport/group/par2"].Time == "0.100", "duration "+cases["TestReport/group/par2"].Time)
+	check("suite", s.Failures == 2 && s.Skipped == 1, fmt.Sprintf("failures %d skipped %d", s.Failures, s.Skipped))
 }
