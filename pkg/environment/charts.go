@@ -24,7 +24,12 @@ func loadChart(ref config.ChartRef, local bool, dir string) (*chart.Chart, strin
 	src := ref.Source
 	switch {
 	case strings.HasPrefix(src, "oci://"):
-		return loadRemote(ref.Name, src, "", "")
+		// oci://host/repo/chart:version, or @version like a repository chart.
+		name, version := src, ""
+		if i := strings.LastIndex(src, "@"); i > strings.LastIndex(src, "/") {
+			name, version = src[:i], src[i+1:]
+		}
+		return loadRemote(ref.Name, name, "", version)
 	case strings.HasPrefix(src, "https://") || strings.HasPrefix(src, "http://"):
 		repo, rest, ok := strings.Cut(src, "#")
 		if !ok || rest == "" {
