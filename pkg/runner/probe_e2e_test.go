@@ -162,7 +162,7 @@ type cluster struct {
 
 // newCluster connects to the local stack and makes a namespace for the
 // test, deleted at its end.
-func newCluster(t *testing.T, breakLogsAfter int64) *cluster {
+func newCluster(t testing.TB, breakLogsAfter int64) *cluster {
 	t.Helper()
 	rc, err := clientcmd.BuildConfigFromFlags("", e2e.Kubeconfig(t))
 	if err != nil {

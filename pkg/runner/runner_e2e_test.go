@@ -40,7 +40,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func (c *cluster) options(t *testing.T, pattern string, env map[string]string) runner.Options {
+func (c *cluster) options(t testing.TB, pattern string, env map[string]string) runner.Options {
 	return runner.Options{
 		Namespace: c.ns,
 		Image:     probeImage(t),
@@ -76,7 +76,7 @@ func (o outcome) code() int {
 }
 
 // launchAndFollow runs the probe remotely and follows it like run:remote.
-func (c *cluster) launchAndFollow(t *testing.T, o runner.Options, fo runner.FollowOptions) outcome {
+func (c *cluster) launchAndFollow(t testing.TB, o runner.Options, fo runner.FollowOptions) outcome {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
