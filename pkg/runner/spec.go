@@ -114,6 +114,8 @@ func (o *Options) FromConfig(c config.Run) {
 // removed (TEST_FOO=1 becomes FOO=1); secrets holds every secret variable
 // (E2E_TEST_* and those named in TESTSHIP_SECRET_VARS) under its own name.
 // A TEST_* variable that is itself secret goes with the secrets.
+// TESTSHIP_CHARTS passes as it is, so that the remote copy connects to the
+// same charts.
 func EnvFromEnviron(environ []string) (plain, secrets map[string]string) {
 	plain, secrets = map[string]string{}, map[string]string{}
 	for _, kv := range environ {
@@ -126,10 +128,18 @@ func EnvFromEnviron(environ []string) (plain, secrets map[string]string) {
 			secrets[name] = val
 		case strings.HasPrefix(name, config.ForwardPrefix) && len(name) > len(config.ForwardPrefix):
 			plain[strings.TrimPrefix(name, config.ForwardPrefix)] = val
+		case passThrough[name]:
+			if _, set := plain[name]; !set {
+				plain[name] = val
+			}
 		}
 	}
 	return plain, secrets
 }
+
+// passThrough are testship's own variables the remote copy needs as they
+// are: which charts make the environment it connects to.
+var passThrough = map[string]bool{"TESTSHIP_CHARTS": true}
 
 // EnvFromProcess is EnvFromEnviron(os.Environ()).
 func EnvFromProcess() (plain, secrets map[string]string) { return EnvFromEnviron(os.Environ()) }
