@@ -106,7 +106,7 @@ func Cancel(ctx context.Context, cs kubernetes.Interface, namespace, id string, 
 	// Foreground deletion removes the Job last, after its pod: its
 	// Deleted event means everything is gone.
 	name := JobName(id)
-	lw := &cache.ListWatch{
+	lw := &listWatch{ListWatch: cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = "metadata.name=" + name
 			return cs.BatchV1().Jobs(namespace).List(ctx, o)
@@ -115,7 +115,7 @@ func Cancel(ctx context.Context, cs kubernetes.Interface, namespace, id string, 
 			o.FieldSelector = "metadata.name=" + name
 			return cs.BatchV1().Jobs(namespace).Watch(ctx, o)
 		},
-	}
+	}}
 	_, err = watchtools.UntilWithSync(ctx, lw, &batchv1.Job{}, func(store cache.Store) (bool, error) {
 		_, exists, err := store.GetByKey(namespace + "/" + name)
 		return !exists, err

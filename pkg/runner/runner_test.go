@@ -430,3 +430,49 @@ func TestJUnitReport(t *testing.T) {
 	check("TestReport/group/par2", cases["TestReport/group/par2"].Time == "0.100", "duration "+cases["TestReport/group/par2"].Time)
 	check("suite", s.Failures == 2 && s.Skipped == 1, fmt.Sprintf("failures %d skipped %d", s.Failures, s.Skipped))
 }
+
+func TestWaitWithFakeCluster(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		name   string
+		status corev1.ContainerState
+		code   int
+		reason string
+	}{
+		{"exit 3", corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3}}, 3, ""},
+		{"image pull", corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "not found"}}, ExitImagePull, ReasonImagePull},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cs := fake.NewClientset()
+			run, err := Launch(ctx, cs, testOptions(), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: run.JobName() + "-x", Namespace: "ns1", Labels: run.Job.Spec.Template.Labels},
+				Spec:       run.Job.Spec.Template.Spec,
+				Status:     corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName}}},
+			}
+			if _, err := cs.CoreV1().Pods("ns1").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				time.Sleep(100 * time.Millisecond) // after the watch started
+				p.Status.ContainerStatuses[0].State = c.status
+				cs.CoreV1().Pods("ns1").UpdateStatus(ctx, p, metav1.UpdateOptions{})
+			}()
+			var out bytes.Buffer
+			res, err := Wait(ctx, cs, run, WaitOptions{Out: &out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ExitCode != c.code || res.Reason != c.reason {
+				t.Errorf("exit %d reason %q, want %d %q (%s)", res.ExitCode, res.Reason, c.code, c.reason, res.Message)
+			}
+			if c.reason == "" && out.String() != "fake logs\n" {
+				t.Errorf("output %q, want the fake clientset's log", out.String())
+			}
+		})
+	}
+}

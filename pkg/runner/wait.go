@@ -74,7 +74,7 @@ func Wait(ctx context.Context, cs kubernetes.Interface, run *Run, wo WaitOptions
 	changed := make(chan struct{}, 1)
 	watchDone := make(chan error, 1)
 	sel := labels.SelectorFromSet(labels.Set{LabelRunID: run.ID}).String()
-	lw := &cache.ListWatch{
+	lw := &listWatch{ListWatch: cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector = sel
 			return cs.CoreV1().Pods(run.Namespace).List(ctx, o)
@@ -83,7 +83,7 @@ func Wait(ctx context.Context, cs kubernetes.Interface, run *Run, wo WaitOptions
 			o.LabelSelector = sel
 			return cs.CoreV1().Pods(run.Namespace).Watch(ctx, o)
 		},
-	}
+	}}
 	go func() {
 		_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
 			pod, ok := ev.Object.(*corev1.Pod)
@@ -378,3 +378,12 @@ func classify(pod *corev1.Pod, deleted bool, now time.Time, grace time.Duration)
 	}
 	return f
 }
+
+// listWatch is a plain list-then-watch: it opts out of the streaming
+// WatchList protocol, which the fake clientset does not speak and which
+// needs etcd progress notifications that older etcd servers lack.
+type listWatch struct{ cache.ListWatch }
+
+// IsWatchListSemanticsUnSupported tells client-go's reflector to list, then
+// watch.
+func (*listWatch) IsWatchListSemanticsUnSupported() bool { return true }
