@@ -9,8 +9,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,6 +43,7 @@ func TestRemoteTestWorkflowLocally(t *testing.T) {
 	t.Cleanup(func() { deleteNamespace(t, clients, ns) })
 
 	runnerTemp := t.TempDir()
+	var log syncBuffer
 	env := withoutAWS(os.Environ())
 	env = append(env,
 		"KUBECONFIG="+kubeconfig,
@@ -65,7 +69,7 @@ func TestRemoteTestWorkflowLocally(t *testing.T) {
 			"TESTSHIP_EKS_CLUSTER":  "", // the Prepare step keeps $KUBECONFIG
 		},
 		Env:        env,
-		Out:        logWriter(t),
+		Out:        io.MultiWriter(logWriter(t), &log),
 		RunnerTemp: runnerTemp,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
@@ -117,10 +121,21 @@ func TestRemoteTestWorkflowLocally(t *testing.T) {
 		}
 	}
 
-	// The run step got the pushed image through the output, not a rebuild:
-	// the script it ran is the workflow's, and its env named the image.
+	// The run step ran the pushed test image (by digest) in the namespace
+	// the input named.
 	if s := res.Step("remote"); !strings.Contains(s.Run, "run:remote") {
 		t.Errorf("remote step ran %q", s.Run)
+	}
+	started := startedRe.FindStringSubmatch(log.String())
+	if started == nil {
+		t.Fatalf("the run step's output has no %q line", startedRe)
+	}
+	runID, jobNS, jobImage := started[1], started[2], started[3]
+	if jobNS != ns {
+		t.Errorf("the run went to namespace %s, want %s (the namespace input)", jobNS, ns)
+	}
+	if d := out["test_image_digest"]; d == "" || !strings.HasSuffix(jobImage, "@"+d) {
+		t.Errorf("the run's image is %s, want the pushed test image %s@%s", jobImage, out["test_image"], d)
 	}
 
 	// The JUnit report the workflow uploads exists and names the test.
@@ -137,7 +152,7 @@ func TestRemoteTestWorkflowLocally(t *testing.T) {
 
 	// The job summary: the result, the test image's digest and the run.
 	sum := res.Summary
-	for _, want := range []string{out["test_image_digest"], ns} {
+	for _, want := range []string{out["test_image_digest"], runID} {
 		if want != "" && !strings.Contains(sum, want) {
 			t.Errorf("job summary lacks %q:\n%s", want, sum)
 		}
@@ -145,6 +160,26 @@ func TestRemoteTestWorkflowLocally(t *testing.T) {
 	if !strings.Contains(strings.ToLower(sum), "pass") {
 		t.Errorf("job summary does not report the test passing:\n%s", sum)
 	}
+}
+
+var startedRe = regexp.MustCompile(`testship: started run (\S+): Job ([^/\s]+)/\S+, image (\S+)`)
+
+// syncBuffer collects the steps' output for the checks.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // withoutAWS drops AWS settings from the environment: the local registry
@@ -228,4 +263,61 @@ func logWriter(t *testing.T) io.Writer {
 	}()
 	t.Cleanup(func() { pw.Close(); <-done })
 	return pw
+}
+
+// TestRemoteTestWorkflowDetachedLocally runs the workflow's steps with mode
+// detached: the run step returns once the test has started, and the job
+// summary says how to re-attach. The test then re-attaches with that target
+// to see the run through before removing its namespace.
+func TestRemoteTestWorkflowDetachedLocally(t *testing.T) {
+	kubeconfig := e2e.Kubeconfig(t)
+	registry := e2e.Registry(t)
+	e2e.Docker(t)
+	clients := kubeClient(t, kubeconfig)
+
+	ns := fmt.Sprintf("testship-wfd-%d", time.Now().UnixNano()%1_000_000_000)
+	t.Cleanup(func() { deleteNamespace(t, clients, ns) })
+
+	var log syncBuffer
+	env := withoutAWS(os.Environ())
+	env = append(env, "KUBECONFIG="+kubeconfig, "TESTSHIP_STATE_DIR="+t.TempDir(), "TESTSHIP_PROGRESS=plain")
+	l := &Local{
+		Workflow: filepath.Join(repoRoot, Dir, "remote-test.yml"),
+		Job:      "remote-test",
+		Dir:      repoRoot,
+		Inputs:   map[string]string{"run": "TestLink", "namespace": ns, "keep": "never", "timeout": "10m", "mode": "detached"},
+		Vars:     map[string]string{"TESTSHIP_REGISTRY": registry},
+		Env:      env,
+		Out:      io.MultiWriter(logWriter(t), &log),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	res, err := l.Run(ctx)
+	if res != nil {
+		t.Logf("job summary:\n%s", res.Summary)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Step("detached").Outcome != "success" || res.Step("remote").Outcome != "skipped" {
+		t.Errorf("outcomes: detached %s, remote %s; want success, skipped", res.Step("detached").Outcome, res.Step("remote").Outcome)
+	}
+	started := startedRe.FindStringSubmatch(log.String())
+	if started == nil {
+		t.Fatalf("the run step's output has no %q line", startedRe)
+	}
+	runID := started[1]
+	attach := "run:attach " + runID
+	if !strings.Contains(res.Summary, attach) {
+		t.Fatalf("the job summary of a detached run does not say how to re-attach (%q):\n%s", attach, res.Summary)
+	}
+
+	// Re-attach as the summary says, and see the run pass.
+	cmd := exec.CommandContext(ctx, "go", "run", "magefile.go", "run:attach", runID)
+	cmd.Dir = repoRoot
+	cmd.Env = append(env, "ENV_NAMESPACE="+ns)
+	cmd.Stdout, cmd.Stderr = logWriter(t), logWriter(t)
+	if err := cmd.Run(); err != nil {
+		t.Errorf("re-attaching with %s: %v", attach, err)
+	}
 }
