@@ -27,7 +27,8 @@ type Run mg.Namespace
 // Remote pushes the images, deploys the environment, runs the test image as a Job in the cluster and waits for it.
 //
 // Exits with the remote test's own exit code (0, 1 for a failed test, 2 for
-// a panic, TestMain's code) or a documented fault code (81-89). Runs all
+// a panic, TestMain's code) or a documented fault code (81-89). With
+// ENV_JOB_IMAGE set, runs that test image and builds none. Runs all
 // tests, or those matching TESTSHIP_RUN. Running it again while the same
 // test from the same image is running attaches instead of starting another
 // (TESTSHIP_NEW_RUN=true starts another). Ctrl-C cancels the run unless
@@ -186,8 +187,12 @@ func prepare(ctx context.Context) (config.Run, *environment.Environment, error) 
 	if err != nil {
 		return rc, nil, err
 	}
-	if _, err := image.Push(ctx, ic, os.Stdout); err != nil {
-		return rc, nil, err
+	if rc.JobImage == "" {
+		if _, err := image.Push(ctx, ic, os.Stdout); err != nil {
+			return rc, nil, err
+		}
+	} else {
+		fmt.Printf("testship: test image %s (ENV_JOB_IMAGE): not building images\n", rc.JobImage)
 	}
 	built, err := environment.StateImages(config.Get(config.StateDir))
 	if err != nil {
@@ -205,9 +210,13 @@ func runRemote(ctx context.Context, detach bool) error {
 	if err != nil {
 		return err
 	}
-	state, err := image.LoadState(config.Get(config.StateDir))
-	if err != nil {
-		return err
+	testImage := rc.JobImage
+	if testImage == "" {
+		state, err := image.LoadState(config.Get(config.StateDir))
+		if err != nil {
+			return err
+		}
+		testImage = state.Test.Pinned()
 	}
 	kc, err := kube.Load()
 	if err != nil {
@@ -218,7 +227,7 @@ func runRemote(ctx context.Context, detach bool) error {
 		return err
 	}
 	ec, _ := config.LoadEnv()
-	opts := runner.Options{Namespace: env.Namespace, Image: state.Test.Pinned(), Test: config.Get(config.TestPackage)}
+	opts := runner.Options{Namespace: env.Namespace, Image: testImage, Test: config.Get(config.TestPackage)}
 	opts.FromConfig(rc)
 	opts.Env, opts.Secrets = runner.EnvFromProcess()
 	run, err := runner.Launch(ctx, cs, opts, os.Stderr)

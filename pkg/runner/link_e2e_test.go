@@ -1,0 +1,329 @@
+//go:build e2e
+
+package runner_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/testship/testship/internal/e2e"
+	"github.com/testship/testship/internal/testimage"
+	"github.com/testship/testship/pkg/kube"
+	"github.com/testship/testship/pkg/runner"
+)
+
+// The link example through the user's entry points: the mage targets and
+// the in-test form. Images come from internal/testimage (the link service
+// and `go test -c -tags e2e ./tests/link`), handed over with ENV_JOB_IMAGE
+// and TESTSHIP_IMAGE_LINK, so these tests do not depend on Docker.
+
+var (
+	linkOnce            sync.Once
+	linkTest, linkApp   string
+	mageOnce            sync.Once
+	mageBin, mageErrOut string
+)
+
+func linkImages(t *testing.T) (test, app string) {
+	reg := e2e.Registry(t)
+	linkOnce.Do(func() {
+		linkTest, _ = testimage.Test(t, reg, "link-test", "./tests/link", "e2e")
+		linkApp = testimage.Main(t, reg, "link", "./tests/link/cmd/link")
+	})
+	if linkTest == "" || linkApp == "" {
+		t.Fatal("link images were not built (see the first test's log)")
+	}
+	return linkTest, linkApp
+}
+
+// mage compiles the project's Mage targets once (go run magefile.go
+// -compile) so that exit codes reach the test unchanged.
+func mage(t *testing.T) string {
+	root := testimage.RepoRoot(t)
+	mageOnce.Do(func() {
+		bin := filepath.Join(os.TempDir(), fmt.Sprintf("testship-mage-e2e-%d", os.Getpid()))
+		cmd := exec.Command("go", "run", "magefile.go", "-compile", bin)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			mageErrOut = fmt.Sprintf("%v\n%s", err, out)
+			return
+		}
+		mageBin = bin
+	})
+	if mageBin == "" {
+		t.Fatalf("compile the mage targets: %s", mageErrOut)
+	}
+	return mageBin
+}
+
+type linkEnv struct {
+	*cluster
+	env []string
+}
+
+// newLinkEnv prepares a fresh namespace name (deleted at the end) and the
+// variables pointing the targets at it and at the link images.
+func newLinkEnv(t *testing.T) *linkEnv {
+	c := newCluster(t, 0)
+	test, app := linkImages(t)
+	// The environment deploy creates the namespace itself; start from none.
+	ctx := context.Background()
+	if err := c.cs.CoreV1().Namespaces().Delete(ctx, c.ns, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitNamespaceGone(t, c)
+	env := append(os.Environ(),
+		"KUBECONFIG="+e2e.Kubeconfig(t),
+		"ENV_NAMESPACE="+c.ns,
+		"ENV_JOB_IMAGE="+test,
+		"TESTSHIP_IMAGE_LINK="+app,
+		"TESTSHIP_RUN=^TestLink$",
+		"KEEP_ENVIRONMENTS=always",
+		"TESTSHIP_STATE_DIR="+t.TempDir(),
+	)
+	return &linkEnv{cluster: c, env: env}
+}
+
+func waitNamespaceGone(t *testing.T, c *cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	w, err := c.cs.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + c.ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if _, err := c.cs.CoreV1().Namespaces().Get(ctx, c.ns, metav1.GetOptions{}); err != nil {
+		return
+	}
+	for ev := range w.ResultChan() {
+		if ev.Type == "DELETED" {
+			return
+		}
+	}
+	t.Fatalf("namespace %s not gone", c.ns)
+}
+
+// run runs a command with the link variables (plus extra) and returns its
+// exit code and combined output.
+func (l *linkEnv) run(t *testing.T, extra []string, name string, args ...string) (int, string) {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = testimage.RepoRoot(t)
+	cmd.Env = append(append([]string{}, l.env...), extra...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	return code, out.String()
+}
+
+// created reads the link service's created counter (a port-forward to the
+// Service): how many links the test logic created in this environment.
+func (l *linkEnv) created(t *testing.T) int {
+	rc, err := clientcmd.BuildConfigFromFlags("", e2e.Kubeconfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := kube.PortForwardService(ctx, rc, l.ns, "link", 80)
+	if err != nil {
+		t.Fatalf("port-forward to the link service: %v", err)
+	}
+	defer f.Close()
+	resp, err := http.Get("http://" + f.Addr() + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var s struct{ Created int }
+	if err := json.Unmarshal(body, &s); err != nil {
+		t.Fatalf("stats: %v: %s", err, body)
+	}
+	return s.Created
+}
+
+func (l *linkEnv) jobs(t *testing.T) []batchv1.Job {
+	list, err := l.cs.BatchV1().Jobs(l.ns).List(context.Background(), metav1.ListOptions{
+		LabelSelector: labels.SelectorFromSet(labels.Set{runner.LabelManagedBy: runner.ManagedBy}).String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+// TestLinkInTestForm runs `go test` of tests/link with ENV_JOB_IMAGE set:
+// env.Run() deploys, launches the remote runner for TestLink and waits; the
+// local copy returns early, so the test logic runs once, remotely: the
+// link service's counter says 3 links were created, not 6.
+func TestLinkInTestForm(t *testing.T) {
+	l := newLinkEnv(t)
+	code, out := l.run(t, nil, "go", "test", "-tags", "e2e", "-count=1", "-v", "-run", "^TestLink$", "./tests/link")
+	if code != 0 {
+		t.Fatalf("go test exited %d:\n%s", code, out)
+	}
+	for _, want := range []string{"remote: --- PASS: TestLink", "testship: run ", "PASSED"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := l.created(t); n != 3 {
+		t.Errorf("the link service counted %d created links, want 3: the test logic must run exactly once, remotely", n)
+	}
+	if j := l.jobs(t); len(j) != 1 {
+		t.Errorf("%d Jobs, want 1", len(j))
+	}
+}
+
+// TestLinkRunRemote runs the link test with `mage run:remote`, then runs
+// a long test twice at once: the second run:remote attaches to the first
+// run (one Job) and both exit with its code.
+func TestLinkRunRemote(t *testing.T) {
+	l := newLinkEnv(t)
+	bin := mage(t)
+	code, out := l.run(t, nil, bin, "run:remote")
+	if code != 0 || !strings.Contains(out, "--- PASS: TestLink") || !strings.Contains(out, "PASSED") {
+		t.Fatalf("run:remote exited %d:\n%s", code, out)
+	}
+	if n := l.created(t); n != 3 {
+		t.Errorf("created counter %d, want 3 (one run)", n)
+	}
+
+	// Twice at once, with the probe's sleeping test as the test image.
+	probe := []string{"ENV_JOB_IMAGE=" + probeImage(t), "TESTSHIP_RUN=^TestSleep$", "TEST_PROBE_SLEEP=15s", "TEST_PROBE_EXIT_CODE=3"}
+	type result struct {
+		code int
+		out  string
+	}
+	first := make(chan result, 1)
+	go func() {
+		code, out := l.run(t, probe, bin, "run:remote")
+		first <- result{code, out}
+	}()
+	waitRunning(t, l, probeImage(t))
+	code2, out2 := l.run(t, probe, bin, "run:remote")
+	r1 := <-first
+	if r1.code != 3 || code2 != 3 {
+		t.Fatalf("run:remote exited %d and %d, want 3 and 3:\n--- first\n%s\n--- second\n%s", r1.code, code2, r1.out, out2)
+	}
+	if !strings.Contains(out2, "attaching to it") {
+		t.Errorf("the second run:remote did not attach:\n%s", out2)
+	}
+	n := 0
+	for _, j := range l.jobs(t) {
+		if j.Annotations[runner.AnnotationImage] == probeImage(t) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d Jobs of the sleeping test after two run:remote, want 1", n)
+	}
+	for _, o := range []string{r1.out, out2} {
+		if !strings.Contains(o, "sleep: done") {
+			t.Errorf("a run:remote did not show the end of the output:\n%s", o)
+		}
+	}
+}
+
+// waitRunning waits until a run of the image has its test container running.
+func waitRunning(t *testing.T, l *linkEnv, image string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	w, err := l.cs.CoreV1().Pods(l.ns).Watch(ctx, metav1.ListOptions{LabelSelector: runner.LabelManagedBy + "=" + runner.ManagedBy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		p, ok := ev.Object.(*corev1.Pod)
+		if !ok || len(p.Spec.Containers) == 0 || p.Spec.Containers[0].Image != image {
+			continue
+		}
+		for _, s := range p.Status.ContainerStatuses {
+			if s.State.Running != nil {
+				return
+			}
+		}
+	}
+	t.Fatal("the run's test never ran")
+}
+
+// TestLinkRunDetached: run:detached returns while the test runs; the Job
+// then completes on its own.
+func TestLinkRunDetached(t *testing.T) {
+	l := newLinkEnv(t)
+	bin := mage(t)
+	code, out := l.run(t, nil, bin, "run:detached")
+	if code != 0 {
+		t.Fatalf("run:detached exited %d:\n%s", code, out)
+	}
+	jobs := l.jobs(t)
+	if len(jobs) != 1 {
+		t.Fatalf("%d Jobs, want 1", len(jobs))
+	}
+	id := jobs[0].Labels[runner.LabelRunID]
+	if !strings.Contains(out, "mage run:attach "+id) {
+		t.Errorf("run:detached does not say how to follow run %s:\n%s", id, out)
+	}
+	info, err := runner.Status(context.Background(), l.cs, l.ns, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != "Running" {
+		t.Errorf("right after run:detached the run is %s, want Running", info.State)
+	}
+	// the Job completes on its own; attaching shows its result
+	code, out = l.run(t, []string{"TESTSHIP_FROM_START=true"}, bin, "run:attach", id)
+	if code != 0 || !strings.Contains(out, "--- PASS: TestLink") {
+		t.Fatalf("run:attach exited %d:\n%s", code, out)
+	}
+	job, err := l.cs.BatchV1().Jobs(l.ns).Get(context.Background(), jobs[0].Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	complete := false
+	for _, c := range job.Status.Conditions {
+		if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
+			complete = true
+		}
+	}
+	if !complete && job.Status.Succeeded != 1 {
+		t.Errorf("the detached run's Job did not complete: %+v", job.Status)
+	}
+}
+
+// TestLinkRunLocal: run:local runs go test here against the deployed
+// environment (port-forwards).
+func TestLinkRunLocal(t *testing.T) {
+	l := newLinkEnv(t)
+	bin := mage(t)
+	code, out := l.run(t, []string{"GOFLAGS=-tags=e2e"}, bin, "run:local")
+	if code != 0 || !strings.Contains(out, "--- PASS: TestLink") {
+		t.Fatalf("run:local exited %d:\n%s", code, out)
+	}
+	if j := l.jobs(t); len(j) != 0 {
+		t.Errorf("run:local started %d remote Jobs", len(j))
+	}
+}
