@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -114,11 +115,35 @@ func findRunning(ctx context.Context, cs kubernetes.Interface, o Options) (*batc
 	items := jobs.Items
 	sort.Slice(items, func(i, j int) bool { return items[j].CreationTimestamp.Before(&items[i].CreationTimestamp) })
 	for i := range items {
-		if items[i].DeletionTimestamp == nil && !jobFinished(&items[i]) {
+		if items[i].DeletionTimestamp != nil || jobFinished(&items[i]) {
+			continue
+		}
+		// The Job controller marks a Job finished a moment after its pod
+		// ends: ask the pod.
+		ended, err := testEnded(ctx, cs, o.Namespace, items[i].Labels[LabelRunID])
+		if err != nil {
+			return nil, err
+		}
+		if !ended {
 			return &items[i], nil
 		}
 	}
 	return nil, nil
+}
+
+// testEnded reports whether the run's test container has terminated.
+func testEnded(ctx context.Context, cs kubernetes.Interface, ns, id string) (bool, error) {
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(labels.Set{LabelRunID: id}).String()})
+	if err != nil {
+		return false, fmt.Errorf("runner: read the pod of run %s: %w", id, err)
+	}
+	for i := range pods.Items {
+		f := classify(&pods.Items[i], false, time.Now(), time.Hour)
+		if !f.done && !f.lost && f.reason == "" {
+			return false, nil
+		}
+	}
+	return len(pods.Items) > 0, nil
 }
 
 // jobFinished reports whether the Job has a Complete or Failed condition

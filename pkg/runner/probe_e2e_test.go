@@ -3,36 +3,23 @@
 package runner_test
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	goruntime "runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/testship/testship/internal/e2e"
+	"github.com/testship/testship/internal/testimage"
 )
 
 // The probe image: pkg/runner/testdata/probe compiled with `go test -c`,
@@ -41,79 +28,16 @@ import (
 var (
 	probeOnce sync.Once
 	probeRef  string
-	probeErr  error
 )
 
 func probeImage(t testing.TB) string {
 	t.Helper()
 	reg := e2e.Registry(t)
-	probeOnce.Do(func() { probeRef, probeErr = buildProbe(reg) })
-	if probeErr != nil {
-		t.Fatalf("build the probe image: %v", probeErr)
+	probeOnce.Do(func() { probeRef, _ = testimage.Test(t, reg, "runner-probe", "./pkg/runner/testdata/probe") })
+	if probeRef == "" {
+		t.Fatal("the probe image was not built (see the first test's log)")
 	}
 	return probeRef
-}
-
-func buildProbe(registry string) (string, error) {
-	dir, err := os.MkdirTemp("", "testship-probe-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "run")
-	cmd := exec.Command("go", "test", "-c", "-o", bin, "./testdata/probe")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go test -c ./testdata/probe: %v\n%s", err, out)
-	}
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		return "", err
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, h := range []*tar.Header{
-		{Name: "testship/", Typeflag: tar.TypeDir, Mode: 0o755},
-		{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777},
-		{Name: "testship/run", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(data))},
-	} {
-		if err := tw.WriteHeader(h); err != nil {
-			return "", err
-		}
-		if h.Typeflag == tar.TypeReg {
-			tw.Write(data)
-		}
-	}
-	tw.Close()
-	layerBytes := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerBytes)), nil })
-	if err != nil {
-		return "", err
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		return "", err
-	}
-	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
-		OS: "linux", Architecture: goruntime.GOARCH,
-		Config: v1.Config{Entrypoint: []string{"/testship/run"}, User: "65532:65532", WorkingDir: "/tmp", Env: []string{"HOME=/tmp"}},
-	})
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(data)
-	ref, err := name.ParseReference(registry+"/testship/runner-probe:"+hex.EncodeToString(sum[:])[:16], name.Insecure)
-	if err != nil {
-		return "", err
-	}
-	if err := remote.Write(ref, img); err != nil {
-		return "", fmt.Errorf("push %s: %w", ref, err)
-	}
-	dig, err := img.Digest()
-	if err != nil {
-		return "", err
-	}
-	return ref.Context().Name() + "@" + dig.String(), nil
 }
 
 // counting counts API requests and can cut log streams short.

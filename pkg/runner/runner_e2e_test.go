@@ -330,7 +330,11 @@ func TestRemoteFaults(t *testing.T) {
 	}{
 		{name: "image cannot be pulled", code: runner.ExitImagePull, reason: "ImagePull", msg: "does-not-exist",
 			mutate: func(o *runner.Options) {
-				o.Image = strings.Split(o.Image, "@")[0] + ":does-not-exist"
+				repo := strings.Split(o.Image, "@")[0]
+				if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+					repo = repo[:i]
+				}
+				o.Image = repo + ":does-not-exist"
 			}},
 		{name: "unschedulable", code: runner.ExitUnschedulable, reason: "Unschedulable", msg: "Insufficient memory",
 			mutate: func(o *runner.Options) {

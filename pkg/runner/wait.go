@@ -134,8 +134,10 @@ func Wait(ctx context.Context, cs kubernetes.Interface, run *Run, wo WaitOptions
 				return false
 			}
 		}
+		broken := 0
 		for {
 			final := isTerminated()
+			seen := resumer.lines
 			err := streamLogs(ctx, cs, run.Namespace, podName, !final, final, resumer)
 			switch {
 			case ctx.Err() != nil:
@@ -148,8 +150,24 @@ func Wait(ctx context.Context, cs kubernetes.Interface, run *Run, wo WaitOptions
 				logsDone <- nil // the pod is gone: what was shown is all there is
 				return
 			case err != nil:
+				// A broken stream: resume at once (after a short pause when
+				// it keeps breaking, e.g. while the kubelet restarts).
+				if resumer.lines > seen {
+					broken = 0 // it made progress
+				}
+				broken++
 				fmt.Fprintf(wo.Log, "testship: log stream of run %s broke (%v); resuming after line %d\n", run.ID, err, resumer.lines)
+				if broken > 3 {
+					select {
+					case <-time.After(500 * time.Millisecond):
+					case <-ctx.Done():
+						logsDone <- ctx.Err()
+						return
+					}
+				}
+				continue
 			}
+			broken = 0
 			// The stream ended: the container exited, or the connection broke.
 			// Wait for the pod watch to say which (a broken stream is resumed
 			// after a second at most).
