@@ -37,6 +37,9 @@ func (r *Run) JobName() string { return JobName(r.ID) }
 // creates the Secret (when there are secret variables) and the Job, and
 // writes what it did to out, naming forwarded variables but never values.
 func Launch(ctx context.Context, cs kubernetes.Interface, o Options, out io.Writer) (*Run, error) {
+	if out == nil {
+		out = io.Discard
+	}
 	if o.Namespace == "" || o.Image == "" {
 		return nil, fmt.Errorf("runner: launch needs a namespace and an image (got namespace %q, image %q)", o.Namespace, o.Image)
 	}
