@@ -20,6 +20,8 @@ var (
 		Help: "repository prefix: images are <registry>/<prefix>/{base,test,<app>}"})
 	TestPackage = Declare(Var{Name: "TESTSHIP_TEST_PACKAGE", Default: "./tests/link", Area: "image",
 		Help: "Go package whose tests go into the test image (go test -c)"})
+	TestTags = Declare(Var{Name: "TESTSHIP_TEST_TAGS", Default: "e2e", Area: "image",
+		Help: "build tags for go test -c, comma-separated (the link example's test carries the e2e tag)"})
 	Apps = Declare(Var{Name: "TESTSHIP_APPS", Default: "link=./tests/link/cmd/link", Area: "image",
 		Help: "name=package,... Go mains built into images of their own (the environment's services); empty for none"})
 	Platform = Declare(Var{Name: "TESTSHIP_PLATFORM", Default: "linux/" + runtime.GOARCH, Area: "image",
@@ -38,6 +40,7 @@ type Image struct {
 	RegistryType string // "ecr" or "oci" (auto resolved)
 	Repository   string
 	TestPackage  string
+	TestTags     string
 	Apps         []App
 	Platform     string // os/arch
 	BaseFrom     string
@@ -61,6 +64,7 @@ var Platforms = []string{"linux/386", "linux/amd64", "linux/arm", "linux/arm64",
 
 var (
 	repoRe    = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+	tagsRe    = regexp.MustCompile(`^([A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*)?$`)
 	appNameRe = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
 	ecrHostRe = regexp.MustCompile(`^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$`)
 )
@@ -82,6 +86,7 @@ func LoadImage() (Image, error) {
 		RegistryType: strings.ToLower(Get(RegistryType)),
 		Repository:   Get(Repository),
 		TestPackage:  Get(TestPackage),
+		TestTags:     Get(TestTags),
 		Platform:     strings.ToLower(Get(Platform)),
 		BaseFrom:     Get(BaseFrom),
 		StateDir:     Get(StateDir),
@@ -105,6 +110,9 @@ func LoadImage() (Image, error) {
 	}
 	if !strings.HasPrefix(c.TestPackage, ".") && !strings.Contains(c.TestPackage, "/") {
 		return c, &Error{Name: TestPackage, Value: c.TestPackage, Want: "a Go package path such as ./tests/link"}
+	}
+	if !tagsRe.MatchString(c.TestTags) {
+		return c, &Error{Name: TestTags, Value: c.TestTags, Want: "comma-separated build tags such as e2e or e2e,soak"}
 	}
 	if !contains(Platforms, c.Platform) {
 		return c, &Error{Name: Platform, Value: c.Platform, Want: "one of " + strings.Join(Platforms, ", ")}

@@ -43,6 +43,7 @@ func TestLoadImageRejectsBadInput(t *testing.T) {
 		{Apps, "a=./x,a=./y", "name=package"},
 		{Progress, "fancy", "auto, tty or plain"},
 		{TestPackage, "link", "Go package path"},
+		{TestTags, "e2e soak", "comma-separated build tags"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {

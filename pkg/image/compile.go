@@ -24,17 +24,22 @@ func (e *CompileError) Error() string {
 
 // compile builds a static binary for goos/goarch into out with the normal
 // Go build cache, so an unchanged package costs a cache lookup. test selects
-// `go test -c` (the package's tests) over `go build` (a main package).
+// `go test -c` (the package's tests) over `go build` (a main package);
+// tags are build tags for both.
 // -trimpath and -buildvcs=false keep the binary, and so the image tag,
 // independent of the checkout's path and commit.
-func compile(ctx context.Context, pkg, out, goos, goarch string, test bool) error {
+func compile(ctx context.Context, pkg, out, goos, goarch, tags string, test bool) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	args := []string{"build", "-trimpath", "-buildvcs=false", "-o", out, pkg}
+	args := []string{"build"}
 	if test {
-		args = []string{"test", "-c", "-trimpath", "-buildvcs=false", "-o", out, pkg}
+		args = []string{"test", "-c"}
 	}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	args = append(args, "-trimpath", "-buildvcs=false", "-o", out, pkg)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 	var buf bytes.Buffer

@@ -79,7 +79,7 @@ func BenchmarkPushOneLineChange(b *testing.B) {
 		edit()
 		t0 := time.Now()
 		bin := filepath.Join(b.TempDir(), "t")
-		if err := compile(context.Background(), pkg, bin, cfg.OS(), cfg.Arch(), true); err != nil {
+		if err := compile(context.Background(), pkg, bin, cfg.OS(), cfg.Arch(), cfg.TestTags, true); err != nil {
 			b.Fatal(err)
 		}
 		layer, err := tarball.LayerFromFile(bin)

@@ -248,7 +248,7 @@ func (p *pipeline) planBinaries(ctx context.Context, baseRef string) ([]*image, 
 	for _, b := range bins {
 		g.Go(func() error {
 			t := time.Now()
-			if err := compile(gctx, b.pkg, filepath.Join(buildDir, b.name), p.cfg.OS(), p.cfg.Arch(), b.test); err != nil {
+			if err := compile(gctx, b.pkg, filepath.Join(buildDir, b.name), p.cfg.OS(), p.cfg.Arch(), p.cfg.TestTags, b.test); err != nil {
 				return fmt.Errorf("%s image: %w", b.name, err)
 			}
 			b.took = time.Since(t)
