@@ -36,7 +36,7 @@ func podStart(tb testing.TB, c *cluster, image string) time.Duration {
 			Containers:    []corev1.Container{{Name: "test", Image: image, Args: []string{"-test.v", "-test.run", "^TestSleep$"}, Env: []corev1.EnvVar{{Name: "PROBE_SLEEP", Value: "1s"}}}},
 		},
 	}
-	w, err := c.cs.CoreV1().Pods(c.ns).Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
+	w, err := c.cs.CoreV1().Pods(c.ns).Watch(ctx, metav1.ListOptions{ResourceVersion: "0", FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -104,7 +104,7 @@ func newLinkEnv(t *testing.T) *linkEnv {
 func waitNamespaceGone(t *testing.T, c *cluster) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	w, err := c.cs.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + c.ns})
+	w, err := c.cs.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{ResourceVersion: "0", FieldSelector: "metadata.name=" + c.ns})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestLinkRunRemote(t *testing.T) {
 func waitRunning(t *testing.T, l *linkEnv, image string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	w, err := l.cs.CoreV1().Pods(l.ns).Watch(ctx, metav1.ListOptions{LabelSelector: runner.LabelManagedBy + "=" + runner.ManagedBy})
+	w, err := l.cs.CoreV1().Pods(l.ns).Watch(ctx, metav1.ListOptions{ResourceVersion: "0", LabelSelector: runner.LabelManagedBy + "=" + runner.ManagedBy})
 	if err != nil {
 		t.Fatal(err)
 	}
