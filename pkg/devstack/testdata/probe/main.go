@@ -79,6 +79,14 @@ func main() {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			// Until kube-proxy has synced, a recently reused ClusterIP may
+			// still lead to another Service's pods.
+			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "hello from ") {
+				lastErr = fmt.Errorf("unexpected answer: %s %q", resp.Status, body)
+				fmt.Fprintf(os.Stderr, "probe: %v, retrying\n", lastErr)
+				time.Sleep(time.Second)
+				continue
+			}
 			fmt.Printf("resolved %s\nbody %s\n", strings.Join(addrs, ","), body)
 			return
 		}
