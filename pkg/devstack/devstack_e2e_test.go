@@ -78,7 +78,9 @@ func probeImage(t *testing.T, ctx context.Context) string {
 	if err != nil {
 		t.Fatalf("docker build: %v\n%s", err, log.String())
 	}
-	t.Cleanup(func() { dc.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true, PruneChildren: true}) })
+	t.Cleanup(func() {
+		dc.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true, PruneChildren: true})
+	})
 	push, err := dc.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: base64.URLEncoding.EncodeToString([]byte("{}"))})
 	if err != nil {
 		t.Fatalf("docker push %s: %v", ref, err)
@@ -340,4 +342,3 @@ func TestUpTwiceStartsNothing(t *testing.T) {
 		}
 	}
 }
-
