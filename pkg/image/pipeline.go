@@ -340,6 +340,14 @@ func (p *pipeline) push(ctx context.Context, im *image) error {
 	fmt.Fprintf(p.out, "%-5s pushing %s\n", im.name, im.ref)
 	digest, err := p.engine.Push(ctx, im.ref, p.auth)
 	if err != nil {
+		// Two runs pushing the same content race on the same blobs and
+		// the registry may fail one of them; the tag names the content,
+		// so if it is there now, the other run pushed the same image.
+		if d, found, lerr := p.reg.Lookup(ctx, im.repo, im.result().Tag()); lerr == nil && found {
+			im.remote = d
+			fmt.Fprintf(p.out, "%-5s %s up to date (pushed meanwhile by another run, %s)\n", im.name, im.ref, d)
+			return nil
+		}
 		return err
 	}
 	im.remote = digest
