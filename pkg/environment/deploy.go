@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -135,6 +136,10 @@ func Deploy(ctx context.Context, rc *rest.Config, o Options) (*Environment, erro
 		vals, err := chartValues(ref.Name, o.Images[ref.Name], o.Set, o.Values[ref.Name])
 		if err != nil {
 			return nil, err
+		}
+		if img, ok := ch.Values["image"]; ok && img == "" && vals["image"] == nil {
+			return nil, fmt.Errorf("chart %s needs an image (value image) and none is known: run `mage image:push` "+
+				"(it records app %q in .testship/images.json) or set %s", ref.Name, ref.Name, config.ImageVar(ref.Name))
 		}
 		plans = append(plans, plan{ref, ch, src, vals, Digest(ch, vals)})
 	}
@@ -295,7 +300,7 @@ func deployOne(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, ns
 		rel, err = up.RunWithContext(ctx, name, ch, vals)
 	}
 	if err != nil {
-		return r, fmt.Errorf("chart %s: %s release %s in namespace %s: %w", name, decision, name, ns, err)
+		return r, &condensed{fmt.Sprintf("chart %s: %s release %s in namespace %s: %s", name, decision, name, ns, condense(err.Error())), err}
 	}
 	r.Revision, r.Status = rel.Version, rel.Info.Status.String()
 
@@ -332,6 +337,21 @@ func readySummary(states []WorkloadState) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// longQuoted matches quoted strings long enough to be a dumped object:
+// Helm quotes whole patches in API errors, burying the reason.
+var longQuoted = regexp.MustCompile(`"(?:[^"\\]|\\.){160,}"`)
+
+func condense(s string) string { return longQuoted.ReplaceAllString(s, `"<object elided>"`) }
+
+// condensed keeps the original error for errors.Is/As with a shorter text.
+type condensed struct {
+	msg string
+	err error
+}
+
+func (c *condensed) Error() string { return c.msg }
+func (c *condensed) Unwrap() error { return c.err }
 
 func truncate(s string, n int) string {
 	if len(s) > n {

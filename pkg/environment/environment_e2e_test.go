@@ -167,7 +167,8 @@ func TestLifecycle(t *testing.T) {
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+e2e.Kubeconfig(t), "ENV_NAMESPACE="+ns, "TESTSHIP_IMAGE_LINK="+image,
 		"ENV_SET=link.message=changed by e2e", "KEEP_ENVIRONMENTS=always", "TESTSHIP_CHARTS=link")
 	out, err := cmd.CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestLink")) || !bytes.Contains(out, []byte("link: up to date (revision 2")) {
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestLink")) || !bytes.Contains(out, []byte("link: up to date (revision 2")) ||
+		!bytes.Contains(out, []byte("link service at http://127.0.0.1:")) {
 		t.Fatalf("link test from the host: %v\n%s", err, out)
 	}
 	t.Logf("link test from the host passed:\n%s", lastLines(out, 4))
@@ -175,7 +176,8 @@ func TestLifecycle(t *testing.T) {
 	// 5. The link test from a pod, connecting (TESTSHIP_REMOTE) and using
 	// the Service's DNS name.
 	logs := runInPod(t, s, ns, testRef)
-	if !strings.Contains(logs, "--- PASS: TestLink") || !strings.Contains(logs, "connected to environment in namespace "+ns) {
+	if !strings.Contains(logs, "--- PASS: TestLink") || !strings.Contains(logs, "connected to environment in namespace "+ns) ||
+		!strings.Contains(logs, "link service at http://link."+ns+".svc.cluster.local:80") {
 		t.Fatalf("link test in a pod did not pass:\n%s", logs)
 	}
 	t.Logf("link test from a pod passed:\n%s", lastLines([]byte(logs), 4))

@@ -201,3 +201,12 @@ func TestResolveImages(t *testing.T) {
 		t.Errorf("ResolveImages = %v", got)
 	}
 }
+
+func TestCondense(t *testing.T) {
+	blob := `"` + strings.Repeat(`{\"a\":1},`, 40) + `"`
+	in := `cannot patch "link" with kind Deployment:  "" is invalid: patch: Invalid value: ` + blob + `: quantities must match`
+	got := condense(in)
+	if got != `cannot patch "link" with kind Deployment:  "" is invalid: patch: Invalid value: "<object elided>": quantities must match` {
+		t.Errorf("condense = %s", got)
+	}
+}

@@ -24,6 +24,7 @@ func TestLink(t *testing.T) {
 	}
 	base := env.ServiceURL("link", 80)
 	pods := env.PodURLs("app.kubernetes.io/name=link", 8080)
+	t.Logf("link service at %s, replicas at %v", base, pods)
 	if len(pods) < 2 {
 		t.Fatalf("want at least 2 ready replicas of link, got %d", len(pods))
 	}
