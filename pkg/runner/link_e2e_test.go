@@ -299,19 +299,26 @@ func TestLinkRunDetached(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "--- PASS: TestLink") {
 		t.Fatalf("run:attach exited %d:\n%s", code, out)
 	}
-	job, err := l.cs.BatchV1().Jobs(l.ns).Get(context.Background(), jobs[0].Name, metav1.GetOptions{})
+	// and its Job completes on its own
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	w, err := l.cs.BatchV1().Jobs(l.ns).Watch(ctx, metav1.ListOptions{ResourceVersion: "0", FieldSelector: "metadata.name=" + jobs[0].Name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	complete := false
-	for _, c := range job.Status.Conditions {
-		if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
-			complete = true
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		job, ok := ev.Object.(*batchv1.Job)
+		if !ok {
+			continue
+		}
+		for _, c := range job.Status.Conditions {
+			if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
+				return
+			}
 		}
 	}
-	if !complete && job.Status.Succeeded != 1 {
-		t.Errorf("the detached run's Job did not complete: %+v", job.Status)
-	}
+	t.Errorf("the detached run's Job did not complete")
 }
 
 // TestLinkRunLocal: run:local runs go test here against the deployed
