@@ -94,6 +94,7 @@ func (s *stack) upSteps() []step {
 		daemonStep("containerd"),
 		daemonStep("kubelet"),
 		daemonStep("kube-proxy"),
+		step{"service guard", s.ensureServiceGuard},
 		daemonStep("coredns"),
 		step{"cluster ready", s.waitReady},
 	)

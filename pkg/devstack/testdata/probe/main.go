@@ -71,7 +71,10 @@ func main() {
 				time.Sleep(time.Second)
 				continue
 			}
-			resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + host + "/")
+			// A fresh connection per attempt: a kept-alive one opened before
+			// kube-proxy synced would never reach the Service.
+			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			resp, err := c.Get("http://" + host + "/")
 			if err != nil {
 				lastErr = err
 				time.Sleep(time.Second)
@@ -82,7 +85,7 @@ func main() {
 			// Until kube-proxy has synced, a recently reused ClusterIP may
 			// still lead to another Service's pods.
 			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "hello from ") {
-				lastErr = fmt.Errorf("unexpected answer: %s %q", resp.Status, body)
+				lastErr = fmt.Errorf("unexpected answer from %s (%s): %s %q", host, strings.Join(addrs, ","), resp.Status, body)
 				fmt.Fprintf(os.Stderr, "probe: %v, retrying\n", lastErr)
 				time.Sleep(time.Second)
 				continue
