@@ -39,7 +39,9 @@ type stack struct {
 	registry string
 }
 
-func setup(t *testing.T) stack {
+func setup(t *testing.T) stack { return setupB(t) }
+
+func setupB(t testing.TB) stack {
 	t.Helper()
 	kc := e2e.Kubeconfig(t)
 	registry := e2e.Registry(t)

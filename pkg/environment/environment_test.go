@@ -90,9 +90,14 @@ func TestDigest(t *testing.T) {
 		t.Error("digest ignores values")
 	}
 	ch2, _ := loadEmbedded(chartsFS(), "link")
-	ch2.Raw[0].Data = append([]byte("# changed\n"), ch2.Raw[0].Data...)
+	ch2.Templates[0].Data = append([]byte("# changed\n"), ch2.Templates[0].Data...)
 	if d1 == Digest(ch2, v1) {
-		t.Error("digest ignores chart files")
+		t.Error("digest ignores templates")
+	}
+	ch3, _ := loadEmbedded(chartsFS(), "link")
+	ch3.Values["replicas"] = 5
+	if d1 == Digest(ch3, v1) {
+		t.Error("digest ignores the chart's default values")
 	}
 	if len(d1) != 32 {
 		t.Errorf("digest %q does not fit a label nicely", d1)
@@ -208,5 +213,26 @@ func TestCondense(t *testing.T) {
 	got := condense(in)
 	if got != `cannot patch "link" with kind Deployment:  "" is invalid: patch: Invalid value: "<object elided>": quantities must match` {
 		t.Errorf("condense = %s", got)
+	}
+}
+
+func TestLoadChartSources(t *testing.T) {
+	emb, src, err := loadChart(config.ChartRef{Name: "link"}, false, "charts")
+	if err != nil || src != "embedded charts/link" {
+		t.Fatalf("embedded: %v %s", err, src)
+	}
+	// LOCAL_CHARTS: found from the package directory upwards, same content.
+	disk, src, err := loadChart(config.ChartRef{Name: "link"}, true, "charts")
+	if err != nil || !strings.HasSuffix(src, "/charts/link") {
+		t.Fatalf("local: %v %s", err, src)
+	}
+	if Digest(emb, nil) != Digest(disk, nil) {
+		t.Error("embedded and on-disk link charts differ: rebuild (the embed is stale?)")
+	}
+	if _, _, err := loadChart(config.ChartRef{Name: "nope"}, false, "charts"); err == nil || !strings.Contains(err.Error(), "embedded: link") {
+		t.Errorf("unknown embedded chart: %v", err)
+	}
+	if _, _, err := loadChart(config.ChartRef{Name: "x", Source: "https://charts.example.com"}, false, "charts"); err == nil {
+		t.Error("repository source without #chart accepted")
 	}
 }

@@ -47,19 +47,33 @@ func deepCopy(m map[string]any) map[string]any {
 	return out
 }
 
-// Digest identifies what a deploy would install: every file of the chart
-// (and its subcharts) and the user-supplied values. Equal digests mean an
-// upgrade would change nothing, so no new revision is made.
+// Digest identifies what a deploy would install: the chart's metadata,
+// templates, default values, schema and files (and its subcharts'), and the
+// user-supplied values. Parsed content rather than raw files, so the same
+// chart digests the same from disk, embedded or repackaged in a registry.
+// Equal digests mean an upgrade would change nothing, so no new revision.
 func Digest(ch *chart.Chart, vals map[string]any) string {
 	h := sha256.New()
+	put := func(kind, name string, data []byte) {
+		fmt.Fprintf(h, "%s %q %d\n", kind, name, len(data))
+		h.Write(data)
+	}
 	var walk func(c *chart.Chart)
 	walk = func(c *chart.Chart) {
-		fmt.Fprintf(h, "chart %s %s\n", c.Name(), c.Metadata.Version)
-		files := append([]*chart.File(nil), c.Raw...)
+		meta, _ := json.Marshal(c.Metadata)
+		put("chart", c.Name(), meta)
+		files := append([]*chart.File(nil), c.Templates...)
 		sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
 		for _, f := range files {
-			fmt.Fprintf(h, "file %s %d\n", f.Name, len(f.Data))
-			h.Write(f.Data)
+			put("template", f.Name, f.Data)
+		}
+		defaults, _ := json.Marshal(c.Values)
+		put("values", "", defaults)
+		put("schema", "", c.Schema)
+		files = append([]*chart.File(nil), c.Files...)
+		sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+		for _, f := range files {
+			put("file", f.Name, f.Data)
 		}
 		deps := append([]*chart.Chart(nil), c.Dependencies()...)
 		sort.Slice(deps, func(i, j int) bool { return deps[i].Name() < deps[j].Name() })
@@ -69,8 +83,7 @@ func Digest(ch *chart.Chart, vals map[string]any) string {
 	}
 	walk(ch)
 	b, _ := json.Marshal(vals) // map keys are sorted: canonical
-	fmt.Fprintf(h, "values %d\n", len(b))
-	h.Write(b)
+	put("user-values", "", b)
 	// 32 hex digits fit a label value (max 63) and are plenty to compare.
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
