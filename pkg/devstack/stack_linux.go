@@ -29,7 +29,9 @@ type stack struct {
 	// restart names daemons whose configuration or certificates changed in
 	// this run, so a running instance is restarted to pick them up.
 	restart map[string]string
-	out     io.Writer
+	// startedAt records when this run started each daemon.
+	startedAt map[string]time.Time
+	out       io.Writer
 }
 
 func newStack(o Options) (*stack, error) {
@@ -39,12 +41,13 @@ func newStack(o Options) (*stack, error) {
 		return nil, fmt.Errorf("hostname: %w", err)
 	}
 	s := &stack{
-		o:        o,
-		nodeName: strings.ToLower(host),
-		kube:     kubeBinSet(o.CacheDir),
-		coredns:  corednsBinSet(o.CacheDir),
-		restart:  map[string]string{},
-		out:      o.Out,
+		o:         o,
+		nodeName:  strings.ToLower(host),
+		kube:      kubeBinSet(o.CacheDir),
+		coredns:   corednsBinSet(o.CacheDir),
+		restart:   map[string]string{},
+		startedAt: map[string]time.Time{},
+		out:       o.Out,
 	}
 	s.nodeIP = o.NodeIP
 	if s.nodeIP == "" {
@@ -312,6 +315,7 @@ func (s *stack) ensure(ctx context.Context, d daemon) (StepResult, error) {
 		return res, fmt.Errorf("%s: binary %s: %w", d.name, d.bin, err)
 	}
 	argv := append([]string{d.bin}, d.args...)
+	s.startedAt[d.name] = time.Now()
 	pid, err := startDetached(argv, daemonEnv, s.o.Dir, s.logPath(d.name))
 	if err != nil {
 		return res, fmt.Errorf("start %s: %w", d.name, err)

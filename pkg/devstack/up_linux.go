@@ -277,6 +277,11 @@ func (s *stack) clusterReady(ctx context.Context, cs kubernetes.Interface) error
 			if c.Status != corev1.ConditionTrue {
 				return fmt.Errorf("node %s is not Ready: %s", s.nodeName, c.Message)
 			}
+			// After a restart the stored condition is the old kubelet's:
+			// only a heartbeat from the new one counts.
+			if t, ok := s.startedAt["kubelet"]; ok && c.LastHeartbeatTime.Time.Before(t.Truncate(time.Second)) {
+				return fmt.Errorf("node %s: no heartbeat from the kubelet started at %s yet", s.nodeName, t.Format(time.TimeOnly))
+			}
 			ready = true
 		}
 	}
