@@ -89,11 +89,9 @@ func (s *stack) stop(d daemon) StepResult {
 		res.Detail = "not running; removed stale PID file"
 	}
 	pf.remove()
-	for _, pt := range d.ports {
-		if h, held := portHolder(pt.n, pt.udp, pt.ip); held && len(h.Argv) > 0 && h.Argv[0] == d.bin && !d.external {
-			stopPID(h.PID, d.grace)
-			stopped = append(stopped, fmt.Sprintf("stopped leftover PID %d (no PID file)", h.PID))
-		}
+	if own, found := findOwn(d); found && !d.neverAdopt {
+		stopPID(own.PID, d.grace)
+		stopped = append(stopped, fmt.Sprintf("stopped leftover PID %d (no PID file)", own.PID))
 	}
 	if len(stopped) > 0 {
 		res.Action, res.Detail = Stopped, strings.Join(stopped, "; ")

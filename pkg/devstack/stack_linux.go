@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -233,6 +235,9 @@ type daemon struct {
 	// external: a healthy instance not started by testship is used as is
 	// (Docker Engine, registry) instead of being an error.
 	external bool
+	// neverAdopt: a process with our command line but no PID file is not
+	// taken for ours (a hand-started `dockerd` looks just like ours).
+	neverAdopt bool
 }
 
 func (s *stack) pidFile(d daemon) pidFile {
@@ -271,37 +276,31 @@ func (s *stack) ensure(ctx context.Context, d daemon) (StepResult, error) {
 		pf.remove()
 	}
 
-	if d.health(ctx) == nil {
-		// Something answers, but not a process from our PID file.
-		for _, pt := range d.ports {
-			h, held := portHolder(pt.n, pt.udp, pt.ip)
-			if !held {
-				continue
-			}
-			if len(h.Argv) > 0 && h.Argv[0] == d.bin && s.restart[d.name] == "" {
-				pf.write(h.PID)
-				res.Action, res.Detail = Kept, fmt.Sprintf("running, PID %d (adopted: its PID file was missing)", h.PID)
-				return res, nil
-			}
-			if d.external {
-				res.Action, res.Detail = Kept, fmt.Sprintf("using the one already running (%s), not started by testship", h)
-				return res, nil
-			}
-		}
-		if d.external {
-			res.Action, res.Detail = Kept, "using the one already running, not started by testship"
+	// A process with exactly our command line but no PID file: started by
+	// a run that was killed before writing it.
+	if own, found := findOwn(d); found && !d.neverAdopt {
+		if s.restart[d.name] == "" && waitHealthy(ctx, d.health, minDur(d.timeout, 10*time.Second), own.PID) == nil {
+			pf.write(own.PID)
+			res.Action = Kept
+			res.Detail = strings.Join(append([]string{fmt.Sprintf("running, PID %d (adopted: it had no PID file)", own.PID)}, notes...), "; ")
 			return res, nil
 		}
+		notes = append(notes, fmt.Sprintf("stopped leftover PID %d", own.PID))
+		stopPID(own.PID, d.grace)
+	}
+	if d.external && d.health(ctx) == nil {
+		detail := "using the one already running, not started by testship"
+		for _, pt := range d.ports {
+			if h, held := portHolder(pt.n, pt.udp, pt.ip); held {
+				detail = fmt.Sprintf("using the one already running (%s), not started by testship", h)
+			}
+		}
+		res.Action, res.Detail = Kept, detail
+		return res, nil
 	}
 	for _, pt := range d.ports {
 		h, held := portHolder(pt.n, pt.udp, pt.ip)
 		if !held {
-			continue
-		}
-		if len(h.Argv) > 0 && h.Argv[0] == d.bin {
-			// Our own binary left from a killed run: replace it.
-			notes = append(notes, fmt.Sprintf("stopped leftover %s", h))
-			stopPID(h.PID, d.grace)
 			continue
 		}
 		proto := "TCP"
@@ -331,6 +330,22 @@ func (s *stack) ensure(ctx context.Context, d daemon) (StepResult, error) {
 	res.Action = Started
 	res.Detail = strings.Join(append([]string{fmt.Sprintf("PID %d, log %s", pid, s.logPath(d.name))}, notes...), "; ")
 	return res, nil
+}
+
+// findOwn finds a process running exactly d's command line.
+func findOwn(d daemon) (procInfo, bool) {
+	want := append([]string{d.bin}, d.args...)
+	procs, _ := os.ReadDir("/proc")
+	for _, e := range procs {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if p, ok := readProc(pid); ok && slices.Equal(p.Argv, want) {
+			return p, true
+		}
+	}
+	return procInfo{}, false
 }
 
 // waitHealthy polls health until it passes, the timeout passes or the
@@ -388,7 +403,7 @@ func (s *stack) daemons() []daemon {
 		return func(ctx context.Context) error { return httpOK(ctx, insecureHTTP, url) }
 	}
 	return []daemon{
-		{name: "dockerd", bin: dockerd, external: true, timeout: 60 * time.Second, grace: 20 * time.Second,
+		{name: "dockerd", bin: dockerd, external: true, neverAdopt: true, timeout: 60 * time.Second, grace: 20 * time.Second,
 			health: dockerHealthy},
 		{name: "registry", bin: registryBin, args: []string{"serve", s.path("registry", "config.yml")},
 			ports: []port{{n: 5000}}, external: true, timeout: 20 * time.Second, grace: 5 * time.Second,
