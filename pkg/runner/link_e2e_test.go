@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +20,9 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -102,20 +105,27 @@ func newLinkEnv(t *testing.T) *linkEnv {
 }
 
 func waitNamespaceGone(t *testing.T, c *cluster) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	w, err := c.cs.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{ResourceVersion: "0", FieldSelector: "metadata.name=" + c.ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	if _, err := c.cs.CoreV1().Namespaces().Get(ctx, c.ns, metav1.GetOptions{}); err != nil {
-		return
-	}
-	for ev := range w.ResultChan() {
-		if ev.Type == "DELETED" {
+	for ctx.Err() == nil {
+		ns, err := c.cs.CoreV1().Namespaces().Get(ctx, c.ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
 			return
 		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// watch from what we just read until it changes, then look again
+		w, err := c.cs.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{ResourceVersion: ns.ResourceVersion, FieldSelector: "metadata.name=" + c.ns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ev := range w.ResultChan() {
+			if ev.Type == watch.Deleted || ev.Type == watch.Error {
+				break
+			}
+		}
+		w.Stop()
 	}
 	t.Fatalf("namespace %s not gone", c.ns)
 }
@@ -333,4 +343,133 @@ func TestLinkRunLocal(t *testing.T) {
 	if j := l.jobs(t); len(j) != 0 {
 		t.Errorf("run:local started %d remote Jobs", len(j))
 	}
+}
+
+var runIDPattern = regexp.MustCompile(`started run (\S+):`)
+
+// TestRunLifecycleTargets drives a long probe run through run:detached,
+// run:list, run:status, run:logs and run:cancel.
+func TestRunLifecycleTargets(t *testing.T) {
+	l := newLinkEnv(t)
+	bin := mage(t)
+	probe := []string{"ENV_JOB_IMAGE=" + probeImage(t), "TESTSHIP_RUN=^TestSleep$", "TEST_PROBE_SLEEP=60s"}
+	code, out := l.run(t, probe, bin, "run:detached")
+	m := runIDPattern.FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("run:detached exited %d:\n%s", code, out)
+	}
+	id := m[1]
+	code, out = l.run(t, nil, bin, "run:list")
+	if code != 0 || !regexp.MustCompile(id+`\s+`+l.ns+`.*Running`).MatchString(out) {
+		t.Errorf("run:list exited %d, want run %s Running:\n%s", code, id, out)
+	}
+	code, out = l.run(t, nil, bin, "run:status", id)
+	if code != 0 || !strings.Contains(out, "state:     Running") {
+		t.Errorf("run:status exited %d:\n%s", code, out)
+	}
+	waitLine(t, l, id, "sleep 3")
+	code, out = l.run(t, nil, bin, "run:logs", id)
+	if code != 0 || !strings.HasPrefix(out, "=== RUN   TestSleep\nsleep 0\nsleep 1\n") {
+		t.Errorf("run:logs exited %d:\n%s", code, out)
+	}
+	code, out = l.run(t, nil, bin, "run:cancel", id)
+	if code != 0 || !strings.Contains(out, "cancelled run "+id) {
+		t.Errorf("run:cancel exited %d:\n%s", code, out)
+	}
+	assertGone(t, l.cluster, id)
+	code, out = l.run(t, nil, bin, "run:status", id)
+	if code == 0 || !strings.Contains(out, "no run "+id) {
+		t.Errorf("run:status of a cancelled run exited %d:\n%s", code, out)
+	}
+}
+
+// waitLine follows the run (from the start) until it printed line.
+func waitLine(t *testing.T, l *linkEnv, id, line string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	job, err := runner.Find(ctx, l.cs, l.ns, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := false
+	_, _ = runner.Wait(ctx, l.cs, runner.RunOf(job), runner.WaitOptions{OnLine: func(b []byte) {
+		if strings.TrimSpace(string(b)) == line {
+			seen = true
+			cancel()
+		}
+	}})
+	if !seen {
+		t.Fatalf("run %s never printed %q", id, line)
+	}
+}
+
+// TestRunKillAndReattach kills the local `mage run:remote` mid-run (no
+// chance to clean up), then run:attach gets the whole output and the
+// test's exit code.
+func TestRunKillAndReattach(t *testing.T) {
+	l := newLinkEnv(t)
+	bin := mage(t)
+	cmd := exec.Command(bin, "run:remote")
+	cmd.Dir = testimage.RepoRoot(t)
+	cmd.Env = append(append([]string{}, l.env...), "ENV_JOB_IMAGE="+probeImage(t), "TESTSHIP_RUN=^TestSleep$", "TEST_PROBE_SLEEP=8s", "TEST_PROBE_EXIT_CODE=3")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	id := waitRunID(t, &out)
+	waitLine(t, l, id, "sleep 2")
+	cmd.Process.Kill()
+	cmd.Wait()
+	code, att := l.run(t, []string{"TESTSHIP_FROM_START=true"}, bin, "run:attach", id)
+	if code != 3 {
+		t.Fatalf("run:attach exited %d, want the test's 3:\n%s", code, att)
+	}
+	for _, want := range []string{"=== RUN   TestSleep\nsleep 0\nsleep 1\nsleep 2\n", "sleep: done\n", "TestMain: exiting with 3\n"} {
+		if !strings.Contains(att, want) {
+			t.Errorf("re-attached output lacks %q:\n%s", want, att)
+		}
+	}
+}
+
+// waitRunID reads a running mage's output until it names its run.
+func waitRunID(t *testing.T, out *syncBuffer) string {
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		if m := runIDPattern.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		}
+		time.Sleep(100 * time.Millisecond) // another process's output: no event to wait on
+	}
+	t.Fatalf("no run started:\n%s", out.String())
+	return ""
+}
+
+// TestRunInterruptCancels sends Ctrl-C (SIGINT) to `mage run:remote`: it
+// cancels the run within Mage's grace period, says so, and exits 88.
+func TestRunInterruptCancels(t *testing.T) {
+	l := newLinkEnv(t)
+	bin := mage(t)
+	cmd := exec.Command(bin, "run:remote")
+	cmd.Dir = testimage.RepoRoot(t)
+	cmd.Env = append(append([]string{}, l.env...), "ENV_JOB_IMAGE="+probeImage(t), "TESTSHIP_RUN=^TestSleep$", "TEST_PROBE_SLEEP=60s")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	id := waitRunID(t, &out)
+	waitLine(t, l, id, "sleep 2")
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != runner.ExitCancelled {
+		t.Fatalf("interrupted run:remote: %v, want exit %d:\n%s", err, runner.ExitCancelled, out.String())
+	}
+	if !strings.Contains(out.String(), "cancelled run "+id) {
+		t.Errorf("the interrupt does not say what it stopped:\n%s", out.String())
+	}
+	// the Job's foreground deletion was requested; wait for it to finish
+	_ = runner.Cancel(context.Background(), l.cs, l.ns, id, true)
+	assertGone(t, l.cluster, id)
 }

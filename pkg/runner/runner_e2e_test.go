@@ -7,8 +7,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/jstemmer/go-junit-report/v2/junit"
 
 	"github.com/testship/testship/pkg/runner"
 )
@@ -462,3 +467,62 @@ func TestRemoteCancel(t *testing.T) {
 }
 
 func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// TestRemoteJUnitReport runs passing, failing, skipped and parallel
+// subtests remotely and parses the JUnit report back.
+func TestRemoteJUnitReport(t *testing.T) {
+	c := newCluster(t, 0)
+	rec, err := runner.NewRecorder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	o := c.launchAndFollow(t, c.options(t, "^TestReport$|^TestPass$", nil), runner.FollowOptions{WaitOptions: runner.WaitOptions{OnLine: rec.Line}})
+	if o.code() != 1 {
+		t.Fatalf("exit %d, want 1: %v\n%s", o.code(), o.err, o.log)
+	}
+	path := filepath.Join(t.TempDir(), "report.xml")
+	if err := rec.WriteJUnit(path, "probe", o.res); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var suites junit.Testsuites
+	if err := xml.Unmarshal(data, &suites); err != nil || len(suites.Suites) != 1 {
+		t.Fatalf("parse the report back: %v\n%s", err, data)
+	}
+	got := map[string]string{}
+	for _, tc := range suites.Suites[0].Testcases {
+		state := "pass"
+		switch {
+		case tc.Failure != nil:
+			state = "fail"
+		case tc.Skipped != nil:
+			state = "skip"
+		}
+		got[tc.Name] = state
+		if tc.Name == "TestReport/group/par0" {
+			if d, _ := time.ParseDuration(tc.Time + "s"); d < 300*time.Millisecond {
+				t.Errorf("par0 took %s in the report, want at least 0.3s", tc.Time)
+			}
+		}
+		if tc.Name == "TestReport/fail" && !strings.Contains(tc.Failure.Data, "report: failing subtest") {
+			t.Errorf("failure output missing: %q", tc.Failure.Data)
+		}
+	}
+	want := map[string]string{"TestPass": "pass", "TestReport": "fail", "TestReport/pass": "pass", "TestReport/fail": "fail", "TestReport/skip": "skip",
+		"TestReport/group": "pass", "TestReport/group/par0": "pass", "TestReport/group/par1": "pass", "TestReport/group/par2": "pass"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("report cases:\n got %v\nwant %v", got, want)
+	}
+	events := filepath.Join(t.TempDir(), "events.json")
+	if err := rec.WriteJSON(events, "probe", o.res); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := os.ReadFile(events)
+	if !bytes.Contains(ev, []byte(`"Action":"fail","Package":"probe","Test":"TestReport/fail"`)) {
+		t.Errorf("go test -json events lack the failed subtest:\n%.2000s", ev)
+	}
+}
