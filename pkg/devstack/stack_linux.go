@@ -435,7 +435,7 @@ func (s *stack) daemons() []daemon {
 			"--kubelet-client-key=" + s.pki.path("apiserver-kubelet-client.key"),
 			"--allow-privileged=true",
 			"--profiling=false",
-		}, ports: []port{{n: APIServerPort}}, timeout: 60 * time.Second, grace: 10 * time.Second,
+		}, ports: []port{{n: APIServerPort}}, timeout: 60 * time.Second, grace: 5 * time.Second,
 			health: s.apiserverHealthy},
 		{name: "kube-controller-manager", bin: kb("kube-controller-manager"), args: []string{
 			"--kubeconfig=" + s.kubeconfig("controller-manager"),
