@@ -153,6 +153,12 @@ func (l *Local) Run(ctx context.Context) (*Result, error) {
 		"workspace":   dir,
 		"server_url":  "https://github.com",
 	}
+	if sha := gitOutput(dir, "rev-parse", "HEAD"); sha != "" {
+		gh["sha"] = sha
+	}
+	if branch := gitOutput(dir, "rev-parse", "--abbrev-ref", "HEAD"); branch != "" && branch != "HEAD" {
+		gh["ref"], gh["ref_name"] = "refs/heads/"+branch, branch
+	}
 	for k, v := range l.GitHub {
 		gh[k] = v
 	}
@@ -568,6 +574,15 @@ func workflowName(w *actionlint.Workflow, path string) string {
 		return w.Name.Value
 	}
 	return filepath.Base(path)
+}
+
+// gitOutput runs git in dir and returns its trimmed output, "" on failure.
+func gitOutput(dir string, args ...string) string {
+	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 func runnerArch() string {
