@@ -473,3 +473,28 @@ func TestRunInterruptCancels(t *testing.T) {
 	_ = runner.Cancel(context.Background(), l.cs, l.ns, id, true)
 	assertGone(t, l.cluster, id)
 }
+
+// TestRunRemoteKeepPolicy: after a waited run, KEEP_ENVIRONMENTS=never
+// removes the environment; onfail keeps it when the test failed.
+func TestRunRemoteKeepPolicy(t *testing.T) {
+	l := newLinkEnv(t)
+	bin := mage(t)
+	ctx := context.Background()
+	probe := []string{"ENV_JOB_IMAGE=" + probeImage(t), "TESTSHIP_RUN=^TestFail$", "KEEP_ENVIRONMENTS=onfail"}
+	code, out := l.run(t, probe, bin, "run:remote")
+	if code != 1 || !strings.Contains(out, "keeping the environment") {
+		t.Fatalf("failed run with onfail: exit %d, want 1 and the environment kept:\n%s", code, out)
+	}
+	if _, err := l.cs.CoreV1().Namespaces().Get(ctx, l.ns, metav1.GetOptions{}); err != nil {
+		t.Fatalf("onfail after a failure: namespace %s: %v", l.ns, err)
+	}
+	probe = []string{"ENV_JOB_IMAGE=" + probeImage(t), "TESTSHIP_RUN=^TestPass$", "KEEP_ENVIRONMENTS=never"}
+	code, out = l.run(t, probe, bin, "run:remote")
+	if code != 0 {
+		t.Fatalf("passing run: exit %d:\n%s", code, out)
+	}
+	ns, err := l.cs.CoreV1().Namespaces().Get(ctx, l.ns, metav1.GetOptions{})
+	if err == nil && ns.DeletionTimestamp == nil {
+		t.Errorf("KEEP_ENVIRONMENTS=never: namespace %s still there after the run:\n%s", l.ns, out)
+	}
+}
