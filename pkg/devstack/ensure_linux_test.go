@@ -125,3 +125,17 @@ func getsid(pid int) (int, error) {
 	}
 	return int(sid), nil
 }
+
+func TestPackagesWithoutAptSaysWhatToInstall(t *testing.T) {
+	s := testStack(t)
+	t.Setenv("PATH", t.TempDir()) // no etcd, containerd, apt-get ...
+	_, err := s.ensurePackages(context.Background())
+	if err == nil {
+		t.Fatal("no error with every command missing")
+	}
+	for _, want := range []string{"apt-get is not available", "etcd-server", "containerd", "docker-registry"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}
