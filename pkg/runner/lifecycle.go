@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -47,6 +48,12 @@ func Follow(ctx context.Context, cs kubernetes.Interface, run *Run, fo FollowOpt
 	if err != nil {
 		if ctx.Err() == nil {
 			return nil, &ExitError{Code: ExitInfra, Message: err.Error()}
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// mage -t (or a caller's deadline): a local wait timeout
+			msg := fmt.Sprintf("stopped waiting (deadline); run %s goes on in namespace %s: follow it with `mage run:attach %s`", run.ID, run.Namespace, run.ID)
+			fmt.Fprintln(log, "testship: "+msg)
+			return nil, &ExitError{Code: ExitWaitTimeout, Reason: ReasonWaitTimeout, Message: msg}
 		}
 		if fo.LeaveOnInterrupt || fo.Detach {
 			msg := fmt.Sprintf("interrupted: run %s goes on in namespace %s; follow it with `mage run:attach %s`, stop it with `mage run:cancel %s`", run.ID, run.Namespace, run.ID, run.ID)

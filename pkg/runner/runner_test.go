@@ -476,3 +476,22 @@ func TestWaitWithFakeCluster(t *testing.T) {
 		})
 	}
 }
+
+func TestFollowDeadlineLeavesRunGoing(t *testing.T) {
+	cs := fake.NewClientset()
+	run, err := Launch(context.Background(), cs, testOptions(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var log bytes.Buffer
+	_, err = Follow(ctx, cs, run, FollowOptions{WaitOptions: WaitOptions{Log: &log}})
+	var ee *ExitError
+	if !asExit(err, &ee) || ee.Code != ExitWaitTimeout || !strings.Contains(log.String(), "mage run:attach "+run.ID) {
+		t.Fatalf("err %v, log %q", err, log.String())
+	}
+	if _, err := cs.BatchV1().Jobs("ns1").Get(context.Background(), run.JobName(), metav1.GetOptions{}); err != nil {
+		t.Errorf("the run was removed on a wait deadline: %v", err)
+	}
+}
