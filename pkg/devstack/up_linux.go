@@ -148,6 +148,15 @@ func (s *stack) ensurePackages(ctx context.Context) (StepResult, error) {
 		return StepResult{}, fmt.Errorf("missing Debian packages %s and apt-get is not available: install them by hand (or their equivalents on this distribution)", strings.Join(missing, " "))
 	}
 	fmt.Fprintf(s.out, "  installing %s with apt-get\n", strings.Join(missing, " "))
+	// Keep apt from starting the packages' own services (a registry with
+	// auth on :5000, etcd on :2379): the stack runs its own instances.
+	// policy-rc.d answering 101 is Debian's way to say "do not start".
+	const policy = "/usr/sbin/policy-rc.d"
+	if _, err := os.Stat(policy); os.IsNotExist(err) {
+		if err := os.WriteFile(policy, []byte("#!/bin/sh\n# written by testship dev:up while installing packages\nexit 101\n"), 0o755); err == nil {
+			defer os.Remove(policy)
+		}
+	}
 	install := func() ([]byte, error) {
 		cmd := exec.CommandContext(ctx, apt, append([]string{"install", "-y", "--no-install-recommends"}, missing...)...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
