@@ -107,7 +107,14 @@ func (s *stack) stop(d daemon) StepResult {
 func (s *stack) killPods() StepResult {
 	res := StepResult{Step: "pods", Action: Kept, Detail: "none running"}
 	n := 0
-	for round := 0; round < 20; round++ {
+	// The pod cgroups are only ours when our containerd runs: another
+	// Kubernetes on this host would use the same kubepods cgroups.
+	cd := s.daemon("containerd")
+	_, ours, _ := s.pidFile(cd).running()
+	if _, found := findOwn(cd); !ours && !found {
+		n = -1
+	}
+	for round := 0; n >= 0 && round < 20; round++ {
 		pids := kubepodsPIDs()
 		if len(pids) == 0 {
 			break
@@ -138,7 +145,11 @@ func (s *stack) killPods() StepResult {
 			}
 		}
 	}
-	removeKubepodsCgroups()
+	if n < 0 {
+		n = 0
+	} else {
+		removeKubepodsCgroups()
+	}
 	if n+shims > 0 {
 		res.Action, res.Detail = Stopped, fmt.Sprintf("killed %d container processes and %d containerd shims", n, shims)
 	}
