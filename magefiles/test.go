@@ -30,7 +30,9 @@ func (Test) E2e(ctx context.Context) error {
 
 // All runs the unit tests, brings up the local stack, runs the end-to-end tests and takes the stack down.
 //
-// This is the project's test command, the one .ci/run runs. Set
+// This is the project's test command, the one .ci/run runs. After the
+// end-to-end tests, a last test takes the stack down, checks that no process
+// or network state is left, and brings it back. Set
 // TESTSHIP_KEEP_STACK=true to leave the stack running afterwards.
 func (Test) All(ctx context.Context) (err error) {
 	if err := (Test{}).Unit(ctx); err != nil {
@@ -46,7 +48,12 @@ func (Test) All(ctx context.Context) (err error) {
 			}
 		}()
 	}
-	return (Test{}).E2e(ctx)
+	if err := (Test{}).E2e(ctx); err != nil {
+		return err
+	}
+	// Last and alone: it stops the stack, checks nothing is left, and
+	// brings it back up.
+	return sh.RunV("go", "test", "-tags", "e2e e2e_down", "-count=1", "-timeout", "15m", "-run", "^TestDownStatusUp$", "./pkg/devstack/")
 }
 
 // Bench runs the benchmarks (image pipeline, remote runner) against the running local stack.
