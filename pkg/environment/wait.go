@@ -71,6 +71,7 @@ func inspect(ctx context.Context, cs kubernetes.Interface, ns string, w Workload
 	st := WorkloadState{Workload: w}
 	var selector *metav1.LabelSelector
 	var podFilter func(*corev1.Pod) bool
+	var observed bool
 	switch w.Kind {
 	case "Deployment":
 		d, err := cs.AppsV1().Deployments(ns).Get(ctx, w.Name, metav1.GetOptions{})
@@ -84,7 +85,12 @@ func inspect(ctx context.Context, cs kubernetes.Interface, ns string, w Workload
 		st.Want, st.Ready = int(want), int(d.Status.ReadyReplicas)
 		st.OK = d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas == want &&
 			d.Status.Replicas == want && d.Status.AvailableReplicas == want
+		selector = d.Spec.Selector
+		observed = d.Status.ObservedGeneration >= d.Generation
 		for _, c := range d.Status.Conditions {
+			if !observed || st.OK {
+				break
+			}
 			if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
 				st.Problem, st.Fatal = "progress deadline exceeded: "+c.Message, true
 			}
@@ -92,7 +98,6 @@ func inspect(ctx context.Context, cs kubernetes.Interface, ns string, w Workload
 				st.Problem = "cannot create pods: " + c.Message
 			}
 		}
-		selector = d.Spec.Selector
 		podFilter = currentReplicaSet(ctx, cs, d)
 	case "StatefulSet":
 		s, err := cs.AppsV1().StatefulSets(ns).Get(ctx, w.Name, metav1.GetOptions{})
@@ -107,6 +112,7 @@ func inspect(ctx context.Context, cs kubernetes.Interface, ns string, w Workload
 		st.OK = s.Status.ObservedGeneration >= s.Generation && s.Status.ReadyReplicas == want &&
 			s.Status.UpdatedReplicas == want && (s.Status.UpdateRevision == "" || s.Status.CurrentRevision == s.Status.UpdateRevision)
 		selector = s.Spec.Selector
+		observed = s.Status.ObservedGeneration >= s.Generation
 		rev := s.Status.UpdateRevision
 		podFilter = func(p *corev1.Pod) bool { return rev == "" || p.Labels["controller-revision-hash"] == rev }
 	case "DaemonSet":
@@ -118,11 +124,19 @@ func inspect(ctx context.Context, cs kubernetes.Interface, ns string, w Workload
 		st.OK = d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedNumberScheduled == d.Status.DesiredNumberScheduled &&
 			d.Status.NumberReady == d.Status.DesiredNumberScheduled
 		selector = d.Spec.Selector
+		observed = d.Status.ObservedGeneration >= d.Generation
 		podFilter = func(*corev1.Pod) bool { return true }
 	default:
 		return st, fmt.Errorf("cannot wait for %s", w)
 	}
 	if st.OK || selector == nil {
+		return st, nil
+	}
+	if !observed {
+		// The controller has not acted on the new spec yet: the pods that
+		// exist belong to the previous revision and say nothing about this
+		// one (a fix for a broken image must not fail on the broken pods).
+		st.Problem = "waiting for the controller to observe the new spec"
 		return st, nil
 	}
 	sel, err := metav1.LabelSelectorAsSelector(selector)
