@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/magefile/mage/mg"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/testship/testship/pkg/config"
 	"github.com/testship/testship/pkg/environment"
+	"github.com/testship/testship/pkg/gha"
 	"github.com/testship/testship/pkg/image"
 	"github.com/testship/testship/pkg/kube"
 	"github.com/testship/testship/pkg/runner"
@@ -250,6 +252,13 @@ func runRemote(ctx context.Context, detach bool) error {
 	})
 	if rec != nil && res != nil && !res.Detached {
 		writeReports(rec, rc.JUnit, opts.Test, res)
+	}
+	// In GitHub Actions: step outputs and the job summary.
+	_ = gha.SetOutput("run_id", run.ID)
+	_ = gha.SetOutput("namespace", run.Namespace)
+	if res != nil && !res.Detached {
+		_ = gha.SetOutput("exit_code", strconv.Itoa(res.ExitCode))
+		_ = gha.AppendSummary(res.Markdown())
 	}
 	if detach || rc.Detach || (res != nil && res.Reason == runner.ReasonWaitTimeout) || ctx.Err() != nil {
 		// The run goes on (or was just cancelled within Mage's grace

@@ -54,8 +54,11 @@ func (e *ExitError) ExitStatus() int { return e.Code }
 // lines (subtests included, by full name).
 type Summary struct {
 	Passed, Failed, Skipped []string
-	// Ok/Fail are the final PASS/FAIL line's verdict when seen.
+	// Final is the binary's closing PASS or FAIL line, when seen.
 	Final string
+	// NoTests is set when the binary said no test matched (-test.run, or
+	// a test package built without the build tags its tests need).
+	NoTests bool
 }
 
 var resultLine = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+) \(`)
@@ -69,6 +72,9 @@ func (s *Summary) Observe(line []byte) {
 	switch string(line) {
 	case "PASS", "FAIL":
 		s.Final = string(line)
+		return
+	case "testing: warning: no tests to run":
+		s.NoTests = true
 		return
 	}
 	m := resultLine.FindSubmatch(line)
@@ -157,9 +163,37 @@ func (r *Result) Line() string {
 		}
 		b.WriteString(")")
 	}
+	if r.Summary.NoTests {
+		b.WriteString(" (WARNING: no test matched: check TESTSHIP_RUN and the test package's build tags)")
+	}
 	fmt.Fprintf(&b, ", exit code %d, %s", r.ExitCode, r.Duration.Round(100*time.Millisecond))
 	if r.Reason != "" && r.Message != "" {
 		fmt.Fprintf(&b, ": %s", r.Message)
+	}
+	return b.String()
+}
+
+// Markdown is the run's result as a GitHub job summary.
+func (r *Result) Markdown() string {
+	var b strings.Builder
+	verdict := ":white_check_mark: passed"
+	switch {
+	case r.Reason != "":
+		verdict = ":x: " + r.Reason
+	case r.ExitCode != 0:
+		verdict = ":x: failed"
+	}
+	fmt.Fprintf(&b, "### testship run `%s`: %s\n\n", r.RunID, verdict)
+	fmt.Fprintf(&b, "| namespace | exit code | passed | failed | skipped | duration |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| `%s` | %d | %d | %d | %d | %s |\n", r.Namespace, r.ExitCode, len(r.Summary.Passed), len(r.Summary.Failed), len(r.Summary.Skipped), r.Duration.Round(100*time.Millisecond))
+	if f := r.Summary.FailedTop(); len(f) > 0 {
+		b.WriteString("\nFailed tests:\n")
+		for _, name := range f {
+			fmt.Fprintf(&b, "- `%s`\n", name)
+		}
+	}
+	if r.Message != "" {
+		fmt.Fprintf(&b, "\n%s\n", r.Message)
 	}
 	return b.String()
 }

@@ -495,3 +495,20 @@ func TestFollowDeadlineLeavesRunGoing(t *testing.T) {
 		t.Errorf("the run was removed on a wait deadline: %v", err)
 	}
 }
+
+func TestNoTestsWarnsAndMarkdown(t *testing.T) {
+	var s Summary
+	s.Observe([]byte("testing: warning: no tests to run\n"))
+	s.Observe([]byte("PASS\n"))
+	r := &Result{RunID: "r1", Namespace: "ns", Summary: s}
+	if !strings.Contains(r.Line(), "WARNING: no test matched") {
+		t.Errorf("no warning: %s", r.Line())
+	}
+	r = &Result{RunID: "r2", Namespace: "ns", ExitCode: 1, Summary: Summary{Failed: []string{"TestA"}}}
+	md := r.Markdown()
+	for _, want := range []string{"`r2`", ":x: failed", "- `TestA`", "| `ns` | 1 |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
