@@ -11,6 +11,7 @@ import (
 
 	"github.com/testship/testship/pkg/config"
 	"github.com/testship/testship/pkg/environment"
+	"github.com/testship/testship/pkg/gha"
 	"github.com/testship/testship/pkg/kube"
 )
 
@@ -23,6 +24,7 @@ type Env mg.Namespace
 // TESTSHIP_CHARTS_DIR, TESTSHIP_IMAGE_<CHART> and the image pipeline's
 // .testship/images.json (chart "link" gets the app image "link"). A chart
 // whose chart and values did not change is "up to date": no new revision.
+// In GitHub Actions the namespace goes to $GITHUB_OUTPUT as "namespace".
 func (Env) Deploy(ctx context.Context) error {
 	cfg, kc, err := envSetup()
 	if err != nil {
@@ -40,6 +42,9 @@ func (Env) Deploy(ctx context.Context) error {
 		return err
 	}
 	fmt.Printf("environment ready in namespace %s (ENV_NAMESPACE=%s)\n", env.Namespace, env.Namespace)
+	if gha.Enabled() {
+		return gha.SetOutput("namespace", env.Namespace)
+	}
 	return nil
 }
 
