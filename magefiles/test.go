@@ -48,6 +48,10 @@ func (Test) All(ctx context.Context) (err error) {
 			}
 		}()
 	}
+	// The link example's test deploys the images the pipeline pushed.
+	if err := (Image{}).Push(ctx); err != nil {
+		return err
+	}
 	if err := (Test{}).E2e(ctx); err != nil {
 		return err
 	}
