@@ -4,18 +4,22 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 )
 
 // Run is a launched (or found) remote run.
@@ -43,23 +47,26 @@ func Launch(ctx context.Context, cs kubernetes.Interface, o Options, out io.Writ
 	if o.Namespace == "" || o.Image == "" {
 		return nil, fmt.Errorf("runner: launch needs a namespace and an image (got namespace %q, image %q)", o.Namespace, o.Image)
 	}
+	id := o.RunID
+	if id == "" {
+		id = NewRunID()
+	}
 	if !o.NewRun {
-		running, err := findRunning(ctx, cs, o)
+		holder, err := claim(ctx, cs, o, id)
 		if err != nil {
 			return nil, err
 		}
-		if running != nil {
-			id := running.Labels[LabelRunID]
-			fmt.Fprintf(out, "testship: run %s of the same test and image is still running in namespace %s: attaching to it (TESTSHIP_NEW_RUN=true starts another)\n", id, o.Namespace)
-			return &Run{ID: id, Namespace: o.Namespace, Job: running, Attached: true}, nil
+		if holder != id {
+			fmt.Fprintf(out, "testship: run %s of the same test and image is still running in namespace %s: attaching to it (TESTSHIP_NEW_RUN=true starts another)\n", holder, o.Namespace)
+			job, err := waitForJob(ctx, cs, o.Namespace, holder)
+			if err != nil {
+				return nil, err
+			}
+			return &Run{ID: holder, Namespace: o.Namespace, Job: job, Attached: true}, nil
 		}
 	}
 	if err := EnsureRBAC(ctx, cs, o.Namespace, o.Rules); err != nil {
 		return nil, err
-	}
-	id := o.RunID
-	if id == "" {
-		id = NewRunID()
 	}
 	secret := BuildSecret(o, id)
 	if secret != nil {
@@ -108,30 +115,126 @@ func redactErr(err error) error {
 	return err
 }
 
-// findRunning returns the newest unfinished Job of the same run key.
-func findRunning(ctx context.Context, cs kubernetes.Interface, o Options) (*batchv1.Job, error) {
-	sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy, LabelKey: RunKey(o)}).String()
-	jobs, err := cs.BatchV1().Jobs(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	if err != nil {
-		return nil, fmt.Errorf("runner: list runs in namespace %s: %w", o.Namespace, err)
-	}
-	items := jobs.Items
-	sort.Slice(items, func(i, j int) bool { return items[j].CreationTimestamp.Before(&items[i].CreationTimestamp) })
-	for i := range items {
-		if items[i].DeletionTimestamp != nil || jobFinished(&items[i]) {
+// LeaseName is the Lease that records which run of a run key (same
+// image, test and pattern) is current in a namespace.
+func LeaseName(o Options) string { return "testship-run-" + RunKey(o)[:20] }
+
+// startGrace is how long a claimed run may take to create its Job before
+// another launch takes over.
+const startGrace = time.Minute
+
+// claim makes run id the current run of o's run key unless another run of
+// that key is still going; it returns the current run's id. A Lease makes
+// this safe against launches racing each other: the API server accepts one
+// create, or one update of a given version.
+func claim(ctx context.Context, cs kubernetes.Interface, o Options, id string) (string, error) {
+	leases := cs.CoordinationV1().Leases(o.Namespace)
+	name := LeaseName(o)
+	for attempt := 0; attempt < 10; attempt++ {
+		now := metav1.NewMicroTime(time.Now())
+		cur, err := leases.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			lease := &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.Namespace, Labels: map[string]string{
+					LabelManagedBy: ManagedBy, LabelComponent: Component, LabelKey: RunKey(o)}},
+				Spec: coordinationv1.LeaseSpec{HolderIdentity: &id, AcquireTime: &now},
+			}
+			_, err := leases.Create(ctx, lease, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				continue
+			}
+			if err != nil {
+				return "", fmt.Errorf("runner: create Lease %s/%s: %w", o.Namespace, name, err)
+			}
+			return id, nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("runner: read Lease %s/%s: %w", o.Namespace, name, err)
+		}
+		if holder := ptrString(cur.Spec.HolderIdentity); holder != "" && holder != id {
+			busy, err := runBusy(ctx, cs, o.Namespace, holder, cur.Spec.AcquireTime)
+			if err != nil {
+				return "", err
+			}
+			if busy {
+				return holder, nil
+			}
+		}
+		cur.Spec.HolderIdentity, cur.Spec.AcquireTime = &id, &now
+		_, err = leases.Update(ctx, cur, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
 			continue
 		}
-		// The Job controller marks a Job finished a moment after its pod
-		// ends: ask the pod.
-		ended, err := testEnded(ctx, cs, o.Namespace, items[i].Labels[LabelRunID])
 		if err != nil {
-			return nil, err
+			return "", fmt.Errorf("runner: update Lease %s/%s: %w", o.Namespace, name, err)
 		}
-		if !ended {
-			return &items[i], nil
-		}
+		return id, nil
 	}
-	return nil, nil
+	return "", fmt.Errorf("runner: Lease %s/%s keeps changing under us; retry, or set TESTSHIP_NEW_RUN=true", o.Namespace, name)
+}
+
+func ptrString(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// runBusy reports whether run id is still going: its Job exists, is not
+// finished and its test has not ended; or it was claimed moments ago and
+// its Job is being created.
+func runBusy(ctx context.Context, cs kubernetes.Interface, ns, id string, acquired *metav1.MicroTime) (bool, error) {
+	job, err := cs.BatchV1().Jobs(ns).Get(ctx, JobName(id), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return acquired != nil && time.Since(acquired.Time) < startGrace, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("runner: read Job %s/%s: %w", ns, JobName(id), err)
+	}
+	if job.DeletionTimestamp != nil || jobFinished(job) {
+		return false, nil
+	}
+	ended, err := testEnded(ctx, cs, ns, id)
+	return !ended, err
+}
+
+// waitForJob returns run id's Job, waiting (watching) for its creation
+// when the run was claimed a moment ago.
+func waitForJob(ctx context.Context, cs kubernetes.Interface, ns, id string) (*batchv1.Job, error) {
+	name := JobName(id)
+	if job, err := cs.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{}); err == nil || !apierrors.IsNotFound(err) {
+		return job, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, startGrace)
+	defer cancel()
+	lw := &listWatch{ListWatch: cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = "metadata.name=" + name
+			return cs.BatchV1().Jobs(ns).List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = "metadata.name=" + name
+			return cs.BatchV1().Jobs(ns).Watch(ctx, o)
+		},
+	}}
+	var job *batchv1.Job
+	_, err := watchtools.UntilWithSync(wctx, lw, &batchv1.Job{}, func(store cache.Store) (bool, error) {
+		obj, exists, err := store.GetByKey(ns + "/" + name)
+		if exists {
+			job = obj.(*batchv1.Job)
+		}
+		return exists, err
+	}, func(ev watch.Event) (bool, error) {
+		j, ok := ev.Object.(*batchv1.Job)
+		if ok {
+			job = j
+		}
+		return ok, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("runner: run %s was claimed but its Job %s/%s did not appear: %w", id, ns, name, err)
+	}
+	return job, nil
 }
 
 // testEnded reports whether the run's test container has terminated.

@@ -243,16 +243,22 @@ func TestRemoteAttachAndDetach(t *testing.T) {
 	opts := c.options(t, "^TestSleep$", map[string]string{"PROBE_SLEEP": "8s"})
 	opts.NewRun = false
 	var log syncBuffer
-	first, err := runner.Launch(ctx, c.cs, opts, &log)
-	if err != nil {
-		t.Fatal(err)
+	// two launches at the same moment: one run
+	var first, second *runner.Run
+	var err1, err2 error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); first, err1 = runner.Launch(ctx, c.cs, opts, &log) }()
+	go func() { defer wg.Done(); second, err2 = runner.Launch(ctx, c.cs, opts, &log) }()
+	wg.Wait()
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
 	}
-	second, err := runner.Launch(ctx, c.cs, opts, &log)
-	if err != nil {
-		t.Fatal(err)
+	if first.Attached {
+		first, second = second, first
 	}
-	if !second.Attached || second.ID != first.ID {
-		t.Fatalf("second launch while running: attached=%v id=%s, want the first run %s", second.Attached, second.ID, first.ID)
+	if first.Attached || !second.Attached || second.ID != first.ID {
+		t.Fatalf("two launches at once: attached %v/%v, ids %s/%s; want one run", first.Attached, second.Attached, first.ID, second.ID)
 	}
 	jobs, err := c.cs.BatchV1().Jobs(c.ns).List(ctx, metav1.ListOptions{LabelSelector: runner.LabelManagedBy + "=" + runner.ManagedBy})
 	if err != nil || len(jobs.Items) != 1 {

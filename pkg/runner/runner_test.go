@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -510,5 +511,36 @@ func TestNoTestsWarnsAndMarkdown(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+func TestConcurrentLaunchesMakeOneRun(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	o := testOptions()
+	o.Secrets = nil
+	ids := make(chan string, 8)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := Launch(ctx, cs, o, io.Discard)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids <- r.ID
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	jobs, _ := cs.BatchV1().Jobs("ns1").List(ctx, metav1.ListOptions{})
+	if len(seen) != 1 || len(jobs.Items) != 1 {
+		t.Errorf("8 concurrent launches: %d run ids, %d Jobs; want 1 and 1", len(seen), len(jobs.Items))
 	}
 }
