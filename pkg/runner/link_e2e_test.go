@@ -498,3 +498,11 @@ func TestRunRemoteKeepPolicy(t *testing.T) {
 		t.Errorf("KEEP_ENVIRONMENTS=never: namespace %s still there after the run:\n%s", l.ns, out)
 	}
 }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if mageBin != "" {
+		os.Remove(mageBin)
+	}
+	os.Exit(code)
+}
