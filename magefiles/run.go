@@ -51,15 +51,19 @@ func (Run) Detached(ctx context.Context) error {
 
 // Local runs the tests here with `go test` against the same deployed environment (through port-forwards).
 //
-// Deploys like run:remote, then runs `go test -v -count=1 [-run
-// TESTSHIP_RUN] TESTSHIP_TEST_PACKAGE` with ENV_NAMESPACE set to the
-// environment's namespace, and exits with go test's exit code.
+// Deploys like run:remote, then runs `go test -v -count=1 -tags
+// TESTSHIP_TEST_TAGS [-run TESTSHIP_RUN] TESTSHIP_TEST_PACKAGE` with
+// ENV_NAMESPACE set to the environment's namespace, and exits with go
+// test's exit code.
 func (Run) Local(ctx context.Context) error {
 	rc, env, err := prepare(ctx)
 	if err != nil {
 		return exitCode(err)
 	}
 	args := []string{"test", "-v", "-count=1", "-timeout", rc.Timeout.String()}
+	if tags := config.Get(config.TestTags); tags != "" {
+		args = append(args, "-tags", tags)
+	}
 	if rc.Pattern != "" {
 		args = append(args, "-run", rc.Pattern)
 	}

@@ -336,7 +336,7 @@ func TestLinkRunDetached(t *testing.T) {
 func TestLinkRunLocal(t *testing.T) {
 	l := newLinkEnv(t)
 	bin := mage(t)
-	code, out := l.run(t, []string{"GOFLAGS=-tags=e2e"}, bin, "run:local")
+	code, out := l.run(t, nil, bin, "run:local")
 	if code != 0 || !strings.Contains(out, "--- PASS: TestLink") {
 		t.Fatalf("run:local exited %d:\n%s", code, out)
 	}
