@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -319,6 +320,57 @@ func leftovers(t *testing.T, c *cluster, id string) []string {
 	return out
 }
 
+// labelled lists every object in the namespace carrying testship's
+// managed-by label.
+func labelled(t *testing.T, c *cluster) []string {
+	t.Helper()
+	ctx := context.Background()
+	lo := metav1.ListOptions{LabelSelector: runner.LabelManagedBy + "=" + runner.ManagedBy}
+	var out []string
+	add := func(kind string, names ...string) {
+		for _, n := range names {
+			out = append(out, kind+"/"+n)
+		}
+	}
+	if l, err := c.cs.BatchV1().Jobs(c.ns).List(ctx, lo); err == nil {
+		for _, o := range l.Items {
+			add("job", o.Name)
+		}
+	}
+	if l, err := c.cs.CoreV1().Pods(c.ns).List(ctx, lo); err == nil {
+		for _, o := range l.Items {
+			add("pod", o.Name)
+		}
+	}
+	if l, err := c.cs.CoreV1().Secrets(c.ns).List(ctx, lo); err == nil {
+		for _, o := range l.Items {
+			add("secret", o.Name)
+		}
+	}
+	if l, err := c.cs.CoreV1().ServiceAccounts(c.ns).List(ctx, lo); err == nil {
+		for _, o := range l.Items {
+			add("serviceaccount", o.Name)
+		}
+	}
+	if l, err := c.cs.RbacV1().Roles(c.ns).List(ctx, lo); err == nil {
+		for _, o := range l.Items {
+			add("role", o.Name)
+		}
+	}
+	if l, err := c.cs.RbacV1().RoleBindings(c.ns).List(ctx, lo); err == nil {
+		for _, o := range l.Items {
+			add("rolebinding", o.Name)
+		}
+	}
+	if l, err := c.cs.CoordinationV1().Leases(c.ns).List(ctx, lo); err == nil {
+		for _, o := range l.Items {
+			add("lease", o.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func assertGone(t *testing.T, c *cluster, id string) {
 	t.Helper()
 	if l := leftovers(t, c, id); len(l) > 0 {
@@ -329,6 +381,11 @@ func assertGone(t *testing.T, c *cluster, id string) {
 func TestRemoteFaults(t *testing.T) {
 	c := newCluster(t, 0)
 	ctx := context.Background()
+	// the namespace's runner identity exists before the faults (the
+	// environment's deploy or the first run makes it); it stays
+	if err := runner.EnsureRBAC(ctx, c.cs, c.ns, nil); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name   string
 		mutate func(o *runner.Options)
@@ -401,6 +458,7 @@ func TestRemoteFaults(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			before := labelled(t, c)
 			o := c.options(t, "^TestPass$", nil)
 			if tc.mutate != nil {
 				tc.mutate(&o)
@@ -437,6 +495,9 @@ func TestRemoteFaults(t *testing.T) {
 				t.Errorf("output before the fault not shown (want %q):\n%s", tc.output, out.String())
 			}
 			assertGone(t, c, run.ID)
+			if after := labelled(t, c); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Errorf("objects with testship's labels before the fault: %v, after: %v", before, after)
+			}
 		})
 	}
 }
