@@ -134,6 +134,9 @@ func TestRemoteTestWorkflowLocally(t *testing.T) {
 	if jobNS != ns {
 		t.Errorf("the run went to namespace %s, want %s (the namespace input)", jobNS, ns)
 	}
+	if o := res.Step("remote").Outputs; o["run_id"] != runID || o["namespace"] != ns || o["exit_code"] != "0" {
+		t.Errorf("run:remote's outputs = %q, want run_id %s, namespace %s, exit_code 0", o, runID, ns)
+	}
 	// The image came from the push step's $GITHUB_OUTPUT (ENV_JOB_IMAGE),
 	// by tag or pinned to the digest the push reported.
 	if d := out["test_image_digest"]; jobImage != out["test_image"] && !strings.HasSuffix(jobImage, "@"+d) {
@@ -312,6 +315,9 @@ func TestRemoteTestWorkflowDetachedLocally(t *testing.T) {
 		t.Fatalf("the run step's output has no %q line", startedRe)
 	}
 	runID := started[1]
+	if o := res.Step("detached").Outputs; o["run_id"] != runID || o["namespace"] != ns {
+		t.Errorf("run:detached's outputs = %q, want run_id %s, namespace %s", o, runID, ns)
+	}
 	attach := "run:attach " + runID
 	if !strings.Contains(res.Summary, attach) {
 		t.Errorf("the job summary of a detached run does not say how to re-attach (%q):\n%s", attach, res.Summary)
