@@ -544,3 +544,20 @@ func TestConcurrentLaunchesMakeOneRun(t *testing.T) {
 		t.Errorf("8 concurrent launches: %d run ids, %d Jobs; want 1 and 1", len(seen), len(jobs.Items))
 	}
 }
+
+func TestWaitTimeoutLeavesRunGoing(t *testing.T) {
+	cs := fake.NewClientset()
+	run, err := Launch(context.Background(), cs, testOptions(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	res, err := Follow(context.Background(), cs, run, FollowOptions{WaitOptions: WaitOptions{Log: &log, Timeout: 200 * time.Millisecond}})
+	var ee *ExitError
+	if !asExit(err, &ee) || ee.Code != ExitWaitTimeout || res.Reason != ReasonWaitTimeout || !strings.Contains(ee.Message, "mage run:attach "+run.ID) {
+		t.Fatalf("err %v res %+v", err, res)
+	}
+	if _, err := cs.BatchV1().Jobs("ns1").Get(context.Background(), run.JobName(), metav1.GetOptions{}); err != nil {
+		t.Errorf("the run was removed on a wait timeout: %v", err)
+	}
+}
