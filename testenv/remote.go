@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/signal"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/testship/testship/pkg/config"
 	"github.com/testship/testship/pkg/runner"
@@ -47,7 +49,11 @@ func (e *Env) runRemote() bool {
 		e.t.Fatalf("testenv: launch the remote runner: %v", err)
 	}
 	out := &prefixWriter{prefix: "remote: "}
-	res, err := runner.Follow(e.ctx, cs, run, runner.FollowOptions{
+	// Ctrl-C while waiting cancels the remote run (TESTSHIP_ON_INTERRUPT),
+	// then the test ends normally so that its cleanups run.
+	ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := runner.Follow(ctx, cs, run, runner.FollowOptions{
 		WaitOptions: runner.WaitOptions{
 			Out:     out,
 			Log:     logWriter{e.t},
