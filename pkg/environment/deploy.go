@@ -305,7 +305,7 @@ func deployOne(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, ns
 	r.Revision, r.Status = rel.Version, rel.Info.Status.String()
 
 	ws := workloads(rel.Manifest)
-	states, werr := waitReady(ctx, cs, ns, name, ws, o.Timeout)
+	states, werr := waitReady(ctx, cs, ns, name, ws, services(rel.Manifest), o.Timeout)
 	r.Workloads = states
 	if werr != nil {
 		if !r.UpToDate && !errors.Is(werr, context.Canceled) {

@@ -245,12 +245,28 @@ var ErrNotReady = errors.New("workloads not ready")
 // waitReady waits until every workload is ready, driven by watches on the
 // namespace's pods and workloads (no polling). It fails early on a problem
 // waiting will not cure, and at the timeout with the last problem seen; both
-// errors name the chart, the object and the reason.
-func waitReady(ctx context.Context, cs kubernetes.Interface, ns, chartName string, ws []Workload, timeout time.Duration) ([]WorkloadState, error) {
+// errors name the chart, the object and the reason. Then, within the same
+// timeout, it waits until the named Services have ready endpoints (see
+// waitEndpoints). A chart without workloads waits for nothing: its Services'
+// selectors, if any, point at pods it does not own.
+func waitReady(ctx context.Context, cs kubernetes.Interface, ns, chartName string, ws []Workload, svcs []string, timeout time.Duration) ([]WorkloadState, error) {
 	if len(ws) == 0 {
 		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	states, err := waitWorkloads(ctx, cs, ns, chartName, ws, timeout)
+	if err != nil {
+		return states, err
+	}
+	return states, waitEndpoints(ctx, cs, ns, chartName, svcs, timeout)
+}
+
+// waitWorkloads is waitReady's wait for the workloads; ctx carries the
+// timeout.
+func waitWorkloads(ctx context.Context, cs kubernetes.Interface, ns, chartName string, ws []Workload, timeout time.Duration) ([]WorkloadState, error) {
+	// The watches end with this wait, not with the whole of waitReady.
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	events := make(chan struct{}, 1)
