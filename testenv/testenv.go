@@ -276,7 +276,9 @@ func (e *Env) registerCleanup() {
 // ServiceURL returns the base URL of a Service's port: in the cluster
 // http://<service>.<namespace>.svc.cluster.local:<port>, elsewhere a
 // port-forward to a ready pod behind it at http://127.0.0.1:<local port>
-// (closed when the test ends).
+// (closed when the test ends). In the cluster, a client should retry a
+// refused connection for a few seconds (RetryDialTransport): kube-proxy may
+// not have programmed the Service's IP yet when the deploy returns.
 func (e *Env) ServiceURL(service string, port int) string {
 	e.t.Helper()
 	e.mustRun()

@@ -28,7 +28,9 @@ func TestLink(t *testing.T) {
 	if len(pods) < 2 {
 		t.Fatalf("want at least 2 ready replicas of link, got %d", len(pods))
 	}
-	client := &http.Client{Timeout: 10 * time.Second,
+	// kube-proxy programs a new Service's IP a moment after its endpoints
+	// are ready: the transport retries connections refused meanwhile.
+	client := &http.Client{Timeout: 20 * time.Second, Transport: testenv.RetryDialTransport(nil, 10*time.Second),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	before := stats(t, client, base)
