@@ -134,6 +134,11 @@ imageGCLowThresholdPercent: 98
 `, s.containerdSock(), s.nodeIP, clusterDomain, s.pki.path("ca.crt"), s.pki.path("kubelet.crt"), s.pki.path("kubelet.key"),
 			p("kubelet", "pod-logs"), p("kubelet", "volume-plugins"))},
 
+		// minSyncPeriod: a deploy changes a Service's EndpointSlices several
+		// times in a row, and kube-proxy delays syncs closer than this (1 s
+		// by default), so a test connecting right after its deploy could
+		// find the Service unprogrammed. 0 would mean "no delay" but the
+		// file's defaulting turns 0 into 1 s; 100ms still merges bursts.
 		{path: p("kube-proxy", "config.yaml"), daemons: []string{"kube-proxy"}, content: fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
@@ -146,6 +151,8 @@ metricsBindAddress: 127.0.0.1:10249
 conntrack:
   maxPerCore: 0
   min: 0
+iptables:
+  minSyncPeriod: 100ms
 `, s.kubeconfig("kube-proxy"), s.nodeName, clusterCIDR)},
 
 		// Bound to the node IP: it exists before the first pod, unlike cni0.
