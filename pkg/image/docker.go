@@ -75,7 +75,7 @@ func (e *Engine) Has(ctx context.Context, ref string) (bool, error) {
 // 200 even when the build fails; the failure is in the stream, so the
 // stream is read to the end and its error returned. The legacy builder
 // tags only a successful build, so a failure leaves no tag behind.
-func (e *Engine) Build(ctx context.Context, what string, bc *buildContext, ref string, args map[string]string, labels map[string]string, auths map[string]dockerregistry.AuthConfig, platform string) error {
+func (e *Engine) Build(ctx context.Context, what string, bc *buildContext, ref string, args map[string]string, auths map[string]dockerregistry.AuthConfig, platform string) error {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(bc.Tar(pw)) }()
 	buildArgs := map[string]*string{}
@@ -86,7 +86,6 @@ func (e *Engine) Build(ctx context.Context, what string, bc *buildContext, ref s
 		Tags:        []string{ref},
 		Dockerfile:  "Dockerfile",
 		BuildArgs:   buildArgs,
-		Labels:      labels,
 		Remove:      true,
 		ForceRemove: true,
 		AuthConfigs: auths,

@@ -112,7 +112,7 @@ func fixture(t testing.TB) string {
 func testConfig(t testing.TB, host, pkg string) config.Image {
 	return config.Image{
 		Registry: host, RegistryType: "oci", Repository: "e2e" + randHex(3),
-		TestPackage: pkg, Apps: []config.App{{Name: "app", Package: pkg + "/cmd/app"}},
+		TestPackage: pkg, TestTags: "e2e", Apps: []config.App{{Name: "app", Package: pkg + "/cmd/app"}},
 		Platform: config.Get(config.Platform), BaseFrom: "scratch",
 		StateDir: t.TempDir(), Progress: "plain",
 	}
@@ -299,7 +299,7 @@ func TestBuildFailureReadsTheStream(t *testing.T) {
 	defer engine.Close()
 	bc := ctxOf(file{Name: "Dockerfile", Mode: 0o644, Data: []byte("FROM scratch\nCOPY missing-file /x\n")})
 	ref := "testship-e2e/broken:" + randHex(4)
-	err = engine.Build(context.Background(), "broken", bc, ref, nil, nil, nil, "")
+	err = engine.Build(context.Background(), "broken", bc, ref, nil, nil, "")
 	if err == nil || !strings.Contains(err.Error(), "missing-file") {
 		t.Fatalf("want the builder's error naming missing-file, got %v", err)
 	}

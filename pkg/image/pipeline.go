@@ -120,7 +120,6 @@ type image struct {
 	ref     string
 	remote  string // digest in the registry, "" when absent
 	isLocal bool
-	source  string
 }
 
 // Push builds whatever is missing and pushes base, test and app images.
@@ -227,7 +226,7 @@ func (p *pipeline) planBase() (*image, error) {
 		bc.add(file{Name: "rootfs/etc/group", Mode: 0o644, Data: []byte("root:x:0:\nnobody:x:65534:\ntestship:x:65532:\n")})
 	}
 	args := map[string]string{"BASE_IMAGE": p.cfg.BaseFrom}
-	return p.newImage("base", bc, args, p.cfg.BaseFrom)
+	return p.newImage("base", bc, args)
 }
 
 // planBinaries compiles the test binary and the apps, concurrently (an
@@ -268,7 +267,7 @@ func (p *pipeline) planBinaries(ctx context.Context, baseRef string) ([]*image, 
 		bc := &buildContext{}
 		bc.add(file{Name: "Dockerfile", Mode: 0o644, Data: images.Test})
 		bc.add(file{Name: "run", Mode: 0o755, Src: filepath.Join(buildDir, b.name)})
-		im, err := p.newImage(b.name, bc, map[string]string{"BASE_IMAGE": baseRef}, b.pkg)
+		im, err := p.newImage(b.name, bc, map[string]string{"BASE_IMAGE": baseRef})
 		if err != nil {
 			return nil, err
 		}
@@ -277,13 +276,13 @@ func (p *pipeline) planBinaries(ctx context.Context, baseRef string) ([]*image, 
 	return out, nil
 }
 
-func (p *pipeline) newImage(name string, bc *buildContext, args map[string]string, source string) (*image, error) {
+func (p *pipeline) newImage(name string, bc *buildContext, args map[string]string) (*image, error) {
 	sum, err := bc.Digest("platform="+p.cfg.Platform, "args="+fmt.Sprint(args))
 	if err != nil {
 		return nil, fmt.Errorf("%s image: %w", name, err)
 	}
 	repo := p.cfg.Repository + "/" + name
-	return &image{name: name, repo: repo, ctx: bc, args: args, source: source,
+	return &image{name: name, repo: repo, ctx: bc, args: args,
 		ref: p.cfg.Registry + "/" + repo + ":" + sum[:TagLength]}, nil
 }
 
@@ -318,15 +317,12 @@ func (p *pipeline) build(ctx context.Context, im, base *image, stage Stage) erro
 		auths[p.cfg.Registry] = p.auth
 	}
 	fmt.Fprintf(p.out, "%-5s building %s\n", im.name, im.ref)
-	labels := map[string]string{
-		"org.opencontainers.image.title": im.name,
-		"dev.testship.source":            im.source,
-		"dev.testship.platform":          p.cfg.Platform,
-	}
-	if err := p.engine.Build(ctx, im.name, im.ctx, im.ref, im.args, labels, auths, p.cfg.Platform); err != nil {
+	t := time.Now()
+	if err := p.engine.Build(ctx, im.name, im.ctx, im.ref, im.args, auths, p.cfg.Platform); err != nil {
 		return err
 	}
 	im.isLocal = true
+	fmt.Fprintf(p.out, "%-5s built %s (%.1fs)\n", im.name, im.ref, time.Since(t).Seconds())
 	return nil
 }
 
@@ -338,6 +334,7 @@ func (p *pipeline) push(ctx context.Context, im *image) error {
 		return err
 	}
 	fmt.Fprintf(p.out, "%-5s pushing %s\n", im.name, im.ref)
+	t := time.Now()
 	digest, err := p.engine.Push(ctx, im.ref, p.auth)
 	if err != nil {
 		// Two runs pushing the same content race on the same blobs and
@@ -351,7 +348,7 @@ func (p *pipeline) push(ctx context.Context, im *image) error {
 		return err
 	}
 	im.remote = digest
-	fmt.Fprintf(p.out, "%-5s pushed %s@%s\n", im.name, im.ref, digest)
+	fmt.Fprintf(p.out, "%-5s pushed %s@%s (%.1fs)\n", im.name, im.ref, digest, time.Since(t).Seconds())
 	return nil
 }
 
