@@ -4,22 +4,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/magefile/mage/mg"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/testship/testship/pkg/config"
-	"github.com/testship/testship/pkg/environment"
-	"github.com/testship/testship/pkg/gha"
-	"github.com/testship/testship/pkg/image"
 	"github.com/testship/testship/pkg/kube"
+	"github.com/testship/testship/pkg/pipeline"
 	"github.com/testship/testship/pkg/runner"
 )
 
@@ -37,7 +30,7 @@ type Run mg.Namespace
 // TESTSHIP_ON_INTERRUPT=leave. Afterwards KEEP_ENVIRONMENTS decides whether
 // the environment stays. Run `mage vars` for every variable.
 func (Run) Remote(ctx context.Context) error {
-	return exitCode(runRemote(ctx, false))
+	return runRemote(ctx, false)
 }
 
 // Detached is run:remote that returns once the test is running, printing the run id and how to follow it.
@@ -46,7 +39,7 @@ func (Run) Remote(ctx context.Context) error {
 // run:attach, stop it with run:cancel, remove the environment with
 // env:destroy.
 func (Run) Detached(ctx context.Context) error {
-	return exitCode(runRemote(ctx, true))
+	return runRemote(ctx, true)
 }
 
 // Local runs the tests here with `go test` against the same deployed environment (through port-forwards).
@@ -56,28 +49,16 @@ func (Run) Detached(ctx context.Context) error {
 // ENV_NAMESPACE set to the environment's namespace, and exits with go
 // test's exit code.
 func (Run) Local(ctx context.Context) error {
-	rc, env, err := prepare(ctx)
+	o, err := pipeline.Load()
 	if err != nil {
 		return exitCode(err)
 	}
-	args := []string{"test", "-v", "-count=1", "-timeout", rc.Timeout.String()}
-	if tags := config.Get(config.TestTags); tags != "" {
-		args = append(args, "-tags", tags)
+	env, err := pipeline.Prepare(ctx, o)
+	if err != nil {
+		return exitCode(err)
 	}
-	if rc.Pattern != "" {
-		args = append(args, "-run", rc.Pattern)
-	}
-	args = append(args, config.Get(config.TestPackage))
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), config.EnvNamespace+"="+env.Namespace, config.RunJobImage+"=", runner.EnvRemote+"=")
-	fmt.Printf("testship: go %v (ENV_NAMESPACE=%s)\n", args, env.Namespace)
-	err = cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return mg.Fatalf(ee.ExitCode(), "go test exited with code %d", ee.ExitCode())
-	}
-	return err
+	// go test's own exit code; a go test that could not start exits 1
+	return pipeline.GoTest(ctx, o, env.Namespace)
 }
 
 // Attach follows a run's output (from now; TESTSHIP_FROM_START=true from its start) to its end and exits with its exit code.
@@ -93,27 +74,7 @@ func (Run) Attach(ctx context.Context, id string) error {
 	if err != nil {
 		return exitCode(err)
 	}
-	job, err := runner.Find(ctx, cs, config.Get(config.EnvNamespace), id)
-	if err != nil {
-		return exitCode(err)
-	}
-	run := runner.RunOf(job)
-	info, err := runner.Status(ctx, cs, run.Namespace, id)
-	if err != nil {
-		return exitCode(err)
-	}
-	running := info.State == "Running" || info.State == "Pending"
-	fmt.Fprintf(os.Stderr, "testship: attaching to run %s in namespace %s (%s)\n", id, run.Namespace, info.State)
-	_, err = runner.Follow(ctx, cs, run, runner.FollowOptions{
-		WaitOptions: runner.WaitOptions{
-			Out: os.Stdout, Log: os.Stderr, Timeout: rc.WaitTimeout,
-			FromNow: running && !rc.FromStart,
-		},
-		// Ctrl-C while attached leaves the run alone unless asked
-		LeaveOnInterrupt: true,
-		KeepOnFault:      true,
-	})
-	return exitCode(err)
+	return exitCode(pipeline.Attach(ctx, cs, rc, config.Get(config.EnvNamespace), id, os.Stdout, os.Stderr))
 }
 
 // Logs prints the whole output of a run, running or finished, without following it.
@@ -174,128 +135,13 @@ func (Run) List(ctx context.Context) error {
 	return nil
 }
 
-// prepare validates the configuration, pushes the images (no-op when up to
-// date) and deploys the environment (no-op when up to date).
-func prepare(ctx context.Context) (config.Run, *environment.Environment, error) {
-	rc, err := config.LoadRun()
-	if err != nil {
-		return rc, nil, err
-	}
-	ec, err := config.LoadEnv()
-	if err != nil {
-		return rc, nil, err
-	}
-	ic, err := config.LoadImage()
-	if err != nil {
-		return rc, nil, err
-	}
-	kc, err := kube.Load()
-	if err != nil {
-		return rc, nil, err
-	}
-	if rc.JobImage == "" {
-		if _, err := image.Push(ctx, ic, os.Stdout); err != nil {
-			return rc, nil, err
-		}
-	} else {
-		fmt.Printf("testship: test image %s (ENV_JOB_IMAGE): not building images\n", rc.JobImage)
-	}
-	built, err := environment.StateImages(config.Get(config.StateDir))
-	if err != nil {
-		return rc, nil, err
-	}
-	o := environment.FromConfig(ec, environment.DetectOrigin("local"))
-	o.Images = environment.ResolveImages(ec.Charts, built)
-	o.Out = os.Stdout
-	env, err := environment.Deploy(ctx, kc.REST, o)
-	return rc, env, err
-}
-
 func runRemote(ctx context.Context, detach bool) error {
-	rc, env, err := prepare(ctx)
+	o, err := pipeline.Load()
 	if err != nil {
-		return err
+		return exitCode(err)
 	}
-	testImage := rc.JobImage
-	if testImage == "" {
-		state, err := image.LoadState(config.Get(config.StateDir))
-		if err != nil {
-			return err
-		}
-		testImage = state.Test.Pinned()
-	}
-	kc, err := kube.Load()
-	if err != nil {
-		return err
-	}
-	cs, err := kc.Clientset()
-	if err != nil {
-		return err
-	}
-	ec, _ := config.LoadEnv()
-	opts := runner.Options{Namespace: env.Namespace, Image: testImage, Test: config.Get(config.TestPackage)}
-	opts.FromConfig(rc)
-	opts.Env, opts.Secrets = runner.EnvFromProcess()
-	run, err := runner.Launch(ctx, cs, opts, os.Stderr)
-	if err != nil {
-		return err
-	}
-	wo := runner.WaitOptions{Out: os.Stdout, Log: os.Stderr, Detach: detach || rc.Detach, Timeout: rc.WaitTimeout}
-	var rec *runner.Recorder
-	if rc.JUnit != "" && !wo.Detach {
-		if rec, err = runner.NewRecorder(); err != nil {
-			return err
-		}
-		defer rec.Close()
-		wo.OnLine = rec.Line
-	}
-	res, err := runner.Follow(ctx, cs, run, runner.FollowOptions{
-		WaitOptions:      wo,
-		LeaveOnInterrupt: rc.LeaveOnInterrupt,
-		KeepOnFault:      ec.Keep != config.KeepNever,
-	})
-	if rec != nil && res != nil && !res.Detached {
-		writeReports(rec, rc.JUnit, opts.Test, res)
-	}
-	// In GitHub Actions: step outputs and the job summary.
-	_ = gha.SetOutput("run_id", run.ID)
-	_ = gha.SetOutput("namespace", run.Namespace)
-	if res != nil && !res.Detached {
-		_ = gha.SetOutput("exit_code", strconv.Itoa(res.ExitCode))
-		_ = gha.AppendSummary(res.Markdown())
-	}
-	if detach || rc.Detach || (res != nil && res.Reason == runner.ReasonWaitTimeout) || ctx.Err() != nil {
-		// The run goes on (or was just cancelled within Mage's grace
-		// period): its environment stays until env:destroy.
-		return err
-	}
-	failed := err != nil
-	if ec.Keep.Keeps(failed) {
-		fmt.Fprintf(os.Stderr, "testship: keeping the environment in namespace %s (KEEP_ENVIRONMENTS=%s); remove it with ENV_NAMESPACE=%s mage env:destroy\n", env.Namespace, ec.Keep, env.Namespace)
-		return err
-	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ec.Timeout)
-	defer cancel()
-	if derr := environment.Destroy(dctx, kc.REST, env.Namespace, ec.Timeout, os.Stderr); derr != nil {
-		fmt.Fprintf(os.Stderr, "testship: destroy the environment in namespace %s: %v\n", env.Namespace, derr)
-	}
-	return err
-}
-
-// writeReports writes the JUnit XML report and, next to it, the `go test
-// -json` events (NAME.json for NAME.xml).
-func writeReports(rec *runner.Recorder, path, pkg string, res *runner.Result) {
-	if err := rec.WriteJUnit(path, pkg, res); err != nil {
-		fmt.Fprintf(os.Stderr, "testship: %v\n", err)
-	} else {
-		fmt.Fprintf(os.Stderr, "testship: JUnit report written to %s\n", path)
-	}
-	events := strings.TrimSuffix(path, filepath.Ext(path)) + ".json"
-	if err := rec.WriteJSON(events, pkg, res); err != nil {
-		fmt.Fprintf(os.Stderr, "testship: %v\n", err)
-	} else {
-		fmt.Fprintf(os.Stderr, "testship: go test -json events written to %s\n", events)
-	}
+	o.Detach = detach
+	return exitCode(pipeline.Remote(ctx, o))
 }
 
 func clientset() (kubernetes.Interface, error) {
@@ -307,19 +153,5 @@ func clientset() (kubernetes.Interface, error) {
 }
 
 // exitCode gives every failure an exit code: the run's own, or 89 when
-// testship itself could not do its part (so it never looks like a test's
-// exit code 1).
-func exitCode(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ee *runner.ExitError
-	if errors.As(err, &ee) {
-		return ee
-	}
-	var st interface{ ExitStatus() int }
-	if errors.As(err, &st) {
-		return err
-	}
-	return &runner.ExitError{Code: runner.ExitInfra, Message: err.Error()}
-}
+// testship itself could not do its part.
+func exitCode(err error) error { return pipeline.Exit(err) }

@@ -39,10 +39,8 @@ func (e *Env) runRemote() bool {
 	if err := e.deploy(); err != nil {
 		e.t.Fatalf("testenv: %v", err)
 	}
-	opts := runner.Options{Namespace: e.namespace, Image: image, Test: e.t.Name()}
-	opts.FromConfig(rc)
+	opts := runner.NewOptions(rc, e.namespace, image, e.t.Name())
 	opts.Pattern = TestPattern(e.t.Name())
-	opts.Env, opts.Secrets = runner.EnvFromProcess()
 	cs := e.Kube()
 	run, err := runner.Launch(e.ctx, cs, opts, logWriter{e.t})
 	if err != nil {
@@ -53,16 +51,9 @@ func (e *Env) runRemote() bool {
 	// then the test ends normally so that its cleanups run.
 	ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := runner.Follow(ctx, cs, run, runner.FollowOptions{
-		WaitOptions: runner.WaitOptions{
-			Out:     out,
-			Log:     logWriter{e.t},
-			Detach:  rc.Detach,
-			Timeout: rc.WaitTimeout,
-		},
-		LeaveOnInterrupt: rc.LeaveOnInterrupt,
-		KeepOnFault:      e.cfg.Keep != config.KeepNever,
-	})
+	fo := runner.FollowOptions{WaitOptions: runner.WaitOptions{Out: out, Log: logWriter{e.t}}}
+	fo.FromConfig(rc, e.cfg.Keep)
+	res, err := runner.Follow(ctx, cs, run, fo)
 	if err != nil {
 		if res != nil && res.Reason == "" {
 			failed := res.Summary.FailedTop()

@@ -1,0 +1,289 @@
+// Package pipeline is the whole of run:remote, run:detached and run:local:
+// images → environment → remote run (or `go test` here), then the
+// environment kept or destroyed per KEEP_ENVIRONMENTS. The Mage targets
+// only load the configuration (Load), call Remote, or Prepare and GoTest,
+// and turn the error into an exit code (Exit).
+//
+// The in-test form (testenv) does not use this package: it runs inside
+// every test binary, which must not link the image pipeline (Docker and
+// registry clients), and it deploys, keeps and destroys through the
+// test's own lifecycle; both forms share pkg/runner (Launch, Follow).
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/testship/testship/pkg/config"
+	"github.com/testship/testship/pkg/environment"
+	"github.com/testship/testship/pkg/gha"
+	"github.com/testship/testship/pkg/image"
+	"github.com/testship/testship/pkg/kube"
+	"github.com/testship/testship/pkg/runner"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Options is the validated configuration of one pipeline run.
+type Options struct {
+	Run   config.Run
+	Env   config.Env
+	Image config.Image
+	Kube  *kube.Config
+	// Detach returns once the remote test has started (run:detached), as
+	// DETACH_RUNNER=true does.
+	Detach bool
+	// Out gets progress and the test's output (standard output); Log gets
+	// the runner's messages (standard error).
+	Out, Log io.Writer
+}
+
+// Load reads and validates the run, environment and image variables and
+// the cluster's configuration, in that order, with output to the
+// process's standard output and error.
+func Load() (Options, error) {
+	o := Options{Out: os.Stdout, Log: os.Stderr}
+	var err error
+	if o.Run, err = config.LoadRun(); err != nil {
+		return o, err
+	}
+	if o.Env, err = config.LoadEnv(); err != nil {
+		return o, err
+	}
+	if o.Image, err = config.LoadImage(); err != nil {
+		return o, err
+	}
+	o.Kube, err = kube.Load()
+	return o, err
+}
+
+// Prepare pushes the images (a no-op when they are up to date; none at all
+// with ENV_JOB_IMAGE set) and deploys the environment with the pushed
+// images (a no-op when it is up to date).
+func Prepare(ctx context.Context, o Options) (*environment.Environment, error) {
+	if o.Run.JobImage == "" {
+		if _, err := image.Push(ctx, o.Image, o.Out); err != nil {
+			return nil, err
+		}
+	} else {
+		fmt.Fprintf(o.Out, "testship: test image %s (ENV_JOB_IMAGE): not building images\n", o.Run.JobImage)
+	}
+	built, err := environment.StateImages(o.Image.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	eo := environment.FromConfig(o.Env, environment.DetectOrigin("local"))
+	eo.Images = environment.ResolveImages(o.Env.Charts, built)
+	eo.Out = o.Out
+	return environment.Deploy(ctx, o.Kube.REST, eo)
+}
+
+// Remote prepares (Prepare), runs the test image as a Job in the
+// environment's namespace and follows it (to its end, or until it has
+// started when detached), writes the reports (TESTSHIP_JUNIT) and the
+// GitHub Actions outputs and summary, and then keeps or destroys the
+// environment per KEEP_ENVIRONMENTS. The error is the run's outcome
+// (*runner.ExitError) or why testship could not do its part.
+func Remote(ctx context.Context, o Options) error {
+	env, err := Prepare(ctx, o)
+	if err != nil {
+		return err
+	}
+	testImage := o.Run.JobImage
+	if testImage == "" {
+		state, err := image.LoadState(o.Image.StateDir)
+		if err != nil {
+			return err
+		}
+		testImage = state.Test.Pinned()
+	}
+	cs, err := o.Kube.Clientset()
+	if err != nil {
+		return err
+	}
+	ro := runner.NewOptions(o.Run, env.Namespace, testImage, o.Image.TestPackage)
+	run, err := runner.Launch(ctx, cs, ro, o.Log)
+	if err != nil {
+		return err
+	}
+	fo := runner.FollowOptions{WaitOptions: runner.WaitOptions{Out: o.Out, Log: o.Log, Detach: o.Detach}}
+	fo.FromConfig(o.Run, o.Env.Keep)
+	detach := fo.Detach
+	var rec *runner.Recorder
+	if o.Run.JUnit != "" && !detach {
+		if rec, err = runner.NewRecorder(); err != nil {
+			return err
+		}
+		defer rec.Close()
+		fo.OnLine = rec.Line
+	}
+	res, err := runner.Follow(ctx, cs, run, fo)
+	if rec != nil && res != nil && !res.Detached {
+		WriteReports(o.Log, rec, o.Run.JUnit, ro.Test, res)
+	}
+	// In GitHub Actions: step outputs and the job summary.
+	_ = gha.SetOutput("run_id", run.ID)
+	_ = gha.SetOutput("namespace", run.Namespace)
+	if res != nil && !res.Detached {
+		_ = gha.SetOutput("exit_code", strconv.Itoa(res.ExitCode))
+		_ = gha.AppendSummary(res.Markdown())
+	}
+	switch After(detach, res, ctx.Err() != nil, o.Env.Keep, err != nil) {
+	case Leave:
+		// The run goes on (or was just cancelled within Mage's grace
+		// period): its environment stays until env:destroy.
+		return err
+	case Keep:
+		fmt.Fprintf(o.Log, "testship: keeping the environment in namespace %s (KEEP_ENVIRONMENTS=%s); remove it with ENV_NAMESPACE=%s mage env:destroy\n", env.Namespace, o.Env.Keep, env.Namespace)
+		return err
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Env.Timeout)
+	defer cancel()
+	if derr := environment.Destroy(dctx, o.Kube.REST, env.Namespace, o.Env.Timeout, o.Log); derr != nil {
+		fmt.Fprintf(o.Log, "testship: destroy the environment in namespace %s: %v\n", env.Namespace, derr)
+	}
+	return err
+}
+
+// Outcome is what happens to the environment after a remote run.
+type Outcome int
+
+const (
+	// Destroy the environment.
+	Destroy Outcome = iota
+	// Keep it, and say how to remove it (KEEP_ENVIRONMENTS).
+	Keep
+	// Leave it without a word: the run goes on (detached, local wait
+	// timeout) or was interrupted.
+	Leave
+)
+
+func (a Outcome) String() string {
+	switch a {
+	case Keep:
+		return "keep"
+	case Leave:
+		return "leave"
+	}
+	return "destroy"
+}
+
+// After decides what happens to the environment after a remote run:
+// detached is whether the caller detached, res the run's result (nil when
+// following failed or was interrupted), interrupted whether the caller's
+// context ended, failed whether the run's outcome was an error.
+func After(detach bool, res *runner.Result, interrupted bool, keep config.Keep, failed bool) Outcome {
+	if detach || (res != nil && res.Reason == runner.ReasonWaitTimeout) || interrupted {
+		return Leave
+	}
+	if keep.Keeps(failed) {
+		return Keep
+	}
+	return Destroy
+}
+
+// EventsPath is where the `go test -json` events go next to the JUnit
+// report at junit: NAME.json for NAME.xml.
+func EventsPath(junit string) string {
+	return strings.TrimSuffix(junit, filepath.Ext(junit)) + ".json"
+}
+
+// WriteReports writes the JUnit XML report to path and, at EventsPath,
+// the `go test -json` events, saying on log what it wrote or why not.
+func WriteReports(log io.Writer, rec *runner.Recorder, path, pkg string, res *runner.Result) {
+	if err := rec.WriteJUnit(path, pkg, res); err != nil {
+		fmt.Fprintf(log, "testship: %v\n", err)
+	} else {
+		fmt.Fprintf(log, "testship: JUnit report written to %s\n", path)
+	}
+	events := EventsPath(path)
+	if err := rec.WriteJSON(events, pkg, res); err != nil {
+		fmt.Fprintf(log, "testship: %v\n", err)
+	} else {
+		fmt.Fprintf(log, "testship: go test -json events written to %s\n", events)
+	}
+}
+
+// GoTestArgs are the arguments of the `go test` that run:local runs.
+func GoTestArgs(timeout, tags, pattern, pkg string) []string {
+	args := []string{"test", "-v", "-count=1", "-timeout", timeout}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	if pattern != "" {
+		args = append(args, "-run", pattern)
+	}
+	return append(args, pkg)
+}
+
+// GoTest runs the tests here with `go test` against the environment in
+// namespace (ENV_NAMESPACE set to it; ENV_JOB_IMAGE and TESTSHIP_REMOTE
+// cleared so the test neither hands itself to the remote runner nor
+// thinks it is one). A non-zero exit of go test is an *runner.ExitError
+// with go test's code; a go test that could not start is its plain error.
+func GoTest(ctx context.Context, o Options, namespace string) error {
+	args := GoTestArgs(o.Run.Timeout.String(), o.Image.TestTags, o.Run.Pattern, o.Image.TestPackage)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Stdout, cmd.Stderr = o.Out, o.Log
+	cmd.Env = append(os.Environ(), config.EnvNamespace+"="+namespace, config.RunJobImage+"=", runner.EnvRemote+"=")
+	fmt.Fprintf(o.Out, "testship: go %v (ENV_NAMESPACE=%s)\n", args, namespace)
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return &runner.ExitError{Code: ee.ExitCode(), Message: fmt.Sprintf("go test exited with code %d", ee.ExitCode())}
+	}
+	return err
+}
+
+// Exit gives every failure an exit code: the run's own (an error with an
+// ExitStatus, such as *runner.ExitError, passes through), or
+// runner.ExitInfra (89) when testship itself could not do its part, so
+// that it never looks like a test's exit code 1.
+func Exit(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *runner.ExitError
+	if errors.As(err, &ee) {
+		return ee
+	}
+	var st interface{ ExitStatus() int }
+	if errors.As(err, &st) {
+		return err
+	}
+	return &runner.ExitError{Code: runner.ExitInfra, Message: err.Error()}
+}
+
+// Attach follows run id (looked up in namespace, or in every namespace
+// when empty) to its end: from now, or from its start with
+// TESTSHIP_FROM_START=true or when it has already finished. Ctrl-C leaves
+// the run alone, and a run that hit a fault is kept for inspection.
+func Attach(ctx context.Context, cs kubernetes.Interface, rc config.Run, namespace, id string, out, log io.Writer) error {
+	job, err := runner.Find(ctx, cs, namespace, id)
+	if err != nil {
+		return err
+	}
+	run := runner.RunOf(job)
+	info, err := runner.Status(ctx, cs, run.Namespace, id)
+	if err != nil {
+		return err
+	}
+	running := info.State == "Running" || info.State == "Pending"
+	fmt.Fprintf(log, "testship: attaching to run %s in namespace %s (%s)\n", id, run.Namespace, info.State)
+	_, err = runner.Follow(ctx, cs, run, runner.FollowOptions{
+		WaitOptions: runner.WaitOptions{
+			Out: out, Log: log, Timeout: rc.WaitTimeout,
+			FromNow: running && !rc.FromStart,
+		},
+		// Ctrl-C while attached leaves the run alone unless asked
+		LeaveOnInterrupt: true,
+		KeepOnFault:      true,
+	})
+	return err
+}
