@@ -186,8 +186,9 @@ func endpointsError(ctx context.Context, chartName, ns, waiting string, timeout 
 	if waiting == "" {
 		waiting = "the Services' EndpointSlices could not be listed"
 	}
-	return fmt.Errorf("chart %s: workloads ready but not reachable in namespace %s after %s (ENV_TIMEOUT): %s: %w",
-		chartName, ns, timeout, waiting, ErrNotReady)
+	// Still ErrNotReady, without its "workloads not ready" text: they are.
+	return &condensed{fmt.Sprintf("chart %s: workloads ready but Services not reachable in namespace %s after %s (ENV_TIMEOUT): %s",
+		chartName, ns, timeout, waiting), ErrNotReady}
 }
 
 // listWatch makes client-go's reflector list, then watch from the list's

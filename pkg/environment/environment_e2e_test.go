@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -24,6 +25,7 @@ import (
 	"helm.sh/helm/v3/pkg/release"
 	helmtime "helm.sh/helm/v3/pkg/time"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -124,6 +126,19 @@ func TestLifecycle(t *testing.T) {
 	r := env.Release("link")
 	if r == nil || r.Revision != 1 || r.UpToDate || r.Status != "deployed" || len(r.Workloads) != 1 || r.Workloads[0].Ready != 2 {
 		t.Fatalf("after install: %+v", r)
+	}
+	// Deploy returned after the Service's endpoints were ready.
+	slices, err := s.cs.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=link"})
+	readyEndpoints := 0
+	for _, sl := range slices.Items {
+		for _, ep := range sl.Endpoints {
+			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+				readyEndpoints++
+			}
+		}
+	}
+	if err != nil || readyEndpoints == 0 {
+		t.Errorf("after install: Service link has %d ready endpoints (%v)", readyEndpoints, err)
 	}
 	n, err := s.cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	if err != nil || n.Labels[environment.LabelOwner] != "e2e" || n.Labels[environment.LabelCommit] != "0123456789abcdef" ||
@@ -326,6 +341,28 @@ func TestDeployFailures(t *testing.T) {
 	}
 	good("unpullable image")
 
+	// Workloads ready, but a Service port has no endpoint (its target is a
+	// named port no container has): the deploy waits for the endpoints and
+	// fails at its timeout naming the Service and the port.
+	dir = t.TempDir()
+	copyChart(t, filepath.Join(dir, "link"), func(rel string, b []byte) []byte {
+		if rel == filepath.Join("templates", "service.yaml") {
+			b = append(bytes.TrimRight(b, "\n"), []byte("\n    - name: metrics\n      port: 9090\n      targetPort: nosuchport\n")...)
+		}
+		return b
+	})
+	o = opts(ns, image, 45*time.Second, t)
+	o.Charts = []config.ChartRef{{Name: "link", Source: filepath.Join(dir, "link")}}
+	env, err := environment.Deploy(ctx, s.rc, o)
+	wantErr(t, "service without endpoints", err, "chart link", "Service link has no ready endpoint for port metrics (9090/TCP)", "ENV_TIMEOUT")
+	if !errors.Is(err, environment.ErrNotReady) {
+		t.Errorf("service without endpoints: %v is not ErrNotReady", err)
+	}
+	if env != nil && len(env.Releases) == 1 && env.Releases[0].Workloads[0].Ready != 2 {
+		t.Errorf("service without endpoints: the workloads should be ready: %+v", env.Releases[0])
+	}
+	good("service without endpoints")
+
 	// A release left pending by a killed run.
 	cfg := new(action.Configuration)
 	if err := cfg.Init(kube.NewGetter(s.rc, ns), ns, "secrets", func(string, ...any) {}); err != nil {
@@ -348,7 +385,7 @@ func TestDeployFailures(t *testing.T) {
 	if err := cfg.Releases.Update(last); err != nil {
 		t.Fatal(err)
 	}
-	env, err := environment.Deploy(ctx, s.rc, o)
+	env, err = environment.Deploy(ctx, s.rc, o)
 	if err != nil || env.Release("link").Status != "deployed" {
 		t.Fatalf("stale pending release was not recovered: %v", err)
 	}
@@ -371,6 +408,18 @@ func wantErr(t *testing.T, what string, err error, parts ...string) {
 // does not parse.
 func brokenChart(t *testing.T, dir string) {
 	t.Helper()
+	copyChart(t, dir, func(rel string, b []byte) []byte {
+		if rel == filepath.Join("templates", "deployment.yaml") {
+			b = append(b, []byte("\n{{ .Values.image | nosuchfunction }}\n")...)
+		}
+		return b
+	})
+}
+
+// copyChart copies the link chart to dir, passing each file (by its path in
+// the chart) through edit.
+func copyChart(t *testing.T, dir string, edit func(rel string, b []byte) []byte) {
+	t.Helper()
 	root := testimage.RepoRoot(t)
 	src := filepath.Join(root, "charts", "link")
 	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
@@ -385,10 +434,7 @@ func brokenChart(t *testing.T, dir string) {
 		if err != nil {
 			return err
 		}
-		if rel == filepath.Join("templates", "deployment.yaml") {
-			b = append(b, []byte("\n{{ .Values.image | nosuchfunction }}\n")...)
-		}
-		return os.WriteFile(filepath.Join(dir, rel), b, 0o644)
+		return os.WriteFile(filepath.Join(dir, rel), edit(rel, b), 0o644)
 	})
 	if err != nil {
 		t.Fatal(err)
