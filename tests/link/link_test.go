@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -85,6 +86,37 @@ func TestLink(t *testing.T) {
 		t.Errorf("created counter went from %d to %d, want +%d", before, after, len(want))
 	}
 	t.Logf("link: %d links resolved by %d replicas; created counter %d -> %d", len(want), len(pods), before, after)
+
+	soak(t, client, base, want)
+}
+
+// soak keeps resolving the links through the Service for LINK_SOAK (a Go
+// duration; the remote runner passes TEST_LINK_SOAK as LINK_SOAK), the
+// form a long-running test takes. Unset, it returns at once.
+func soak(t *testing.T, client *http.Client, base string, want map[string]string) {
+	val := os.Getenv("LINK_SOAK")
+	if val == "" {
+		return
+	}
+	d, err := time.ParseDuration(val)
+	if err != nil || d <= 0 {
+		t.Fatalf("LINK_SOAK=%q: want a positive Go duration such as 30s or 2h", val)
+	}
+	rounds := 0
+	for end := time.Now().Add(d); time.Now().Before(end); rounds++ {
+		for code, target := range want {
+			resp, err := client.Get(base + "/r/" + code)
+			if err != nil {
+				t.Fatalf("soak round %d: resolve %s: %v", rounds, code, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != target {
+				t.Fatalf("soak round %d: /r/%s = %d %q, want 302 %q", rounds, code, resp.StatusCode, resp.Header.Get("Location"), target)
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("link: soaked %s, %d rounds of %d links", d, rounds, len(want))
 }
 
 func stats(t *testing.T, c *http.Client, base string) int {
