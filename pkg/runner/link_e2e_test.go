@@ -303,8 +303,8 @@ func TestLinkRunDetached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// run:detached returns once the test runs; the link test takes well
-	// under a second in the cluster, so it may already have passed.
+	// run:detached returns once the test runs; the soak keeps it running,
+	// but a starved machine could still see it finished: not a failure.
 	if info.State != "Running" && info.State != "Succeeded" {
 		t.Errorf("right after run:detached the run is %s, want Running (or already Succeeded)", info.State)
 	}
