@@ -303,10 +303,10 @@ func TestLinkRunDetached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// run:detached returns once the test runs; the soak keeps it running,
-	// but a starved machine could still see it finished: not a failure.
-	if info.State != "Running" && info.State != "Succeeded" {
-		t.Errorf("right after run:detached the run is %s, want Running (or already Succeeded)", info.State)
+	// run:detached returns once the test runs; the 20 s soak keeps it
+	// running well past that.
+	if info.State != "Running" {
+		t.Errorf("right after run:detached the run is %s, want Running (the test soaks for 20 s)", info.State)
 	}
 	// the Job completes on its own; attaching shows its result
 	code, out = l.run(t, []string{"TESTSHIP_FROM_START=true"}, bin, "run:attach", id)
