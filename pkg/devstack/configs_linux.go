@@ -131,6 +131,12 @@ evictionHard:
   imagefs.available: 2%%
 imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
+# The API serves only the current container log file: a follower that
+# reconnects after a rotation cannot get the rotated lines back, and a
+# rotation can end a follow stream in the middle of a line. Tests print a
+# lot; rotate late.
+containerLogMaxSize: 200Mi
+containerLogMaxFiles: 2
 `, s.containerdSock(), s.nodeIP, clusterDomain, s.pki.path("ca.crt"), s.pki.path("kubelet.crt"), s.pki.path("kubelet.key"),
 			p("kubelet", "pod-logs"), p("kubelet", "volume-plugins"))},
 

@@ -24,10 +24,17 @@ import (
 // already passed on.
 type lineResumer struct {
 	emit func(line []byte) // the line's text with its newline (none at the very end)
+	// gap, if set, hears of a resumed stream that no longer holds the last
+	// line passed on: the lines between from and to are lost (the kubelet
+	// serves only the current log file, so a rotation loses them).
+	gap func(from, to time.Time)
 
 	lastTS time.Time // timestamp of the last line passed on
 	atLast int       // how many lines with lastTS were passed on
 	lines  int64     // lines passed on in total
+
+	// pending is the unterminated piece a non-final read ended on.
+	pending []byte
 
 	// per stream
 	skipTS   time.Time
@@ -77,6 +84,12 @@ func (r *lineResumer) line(raw []byte) {
 			r.skipN--
 			return
 		}
+		// sinceTime is at or before the last line shown, so a complete
+		// log repeats every line at skipTS first; one that starts later,
+		// or repeats fewer, has lost lines.
+		if r.skipN > 0 && r.gap != nil {
+			r.gap(r.skipTS, ts)
+		}
 		r.resuming = false
 	}
 	r.pass(ts, text)
@@ -121,13 +134,49 @@ func (r *lineResumer) read(body io.Reader, final bool) error {
 		if len(chunk) > 0 {
 			long = append(long, chunk...)
 		}
+		r.pending = nil
 		if err == io.EOF {
 			if final && len(long) > 0 {
 				r.line(long)
+			} else if len(long) > 0 {
+				r.pending = append([]byte(nil), long...)
 			}
 			return nil
 		}
 		return err
+	}
+}
+
+// settleLogs reads the log of a container that has exited. The runtime may
+// still be copying the last output into the log file when the exit is
+// reported, and no event says when it is done, so the log is read again,
+// briefly apart, until a read brings nothing new; only then is an
+// unterminated last piece taken as the final line. At most ~3 s.
+//
+// Output the runtime never copies is beyond reach: containerd 1.6 can drop
+// what is still in the container's stdout pipe when the process exits.
+func settleLogs(ctx context.Context, cs kubernetes.Interface, ns, pod string, r *lineResumer) error {
+	const interval, maxReads = 50 * time.Millisecond, 60
+	var prev []byte
+	for i := 0; ; i++ {
+		seen := r.lines
+		if err := streamLogs(ctx, cs, ns, pod, false, false, r); err != nil {
+			return err
+		}
+		settled := i > 0 && r.lines == seen && bytes.Equal(r.pending, prev)
+		if settled || i >= maxReads {
+			if len(r.pending) > 0 {
+				r.line(r.pending)
+				r.pending = nil
+			}
+			return nil
+		}
+		prev = r.pending
+		select {
+		case <-time.After(interval):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

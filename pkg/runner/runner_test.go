@@ -561,3 +561,35 @@ func TestWaitTimeoutLeavesRunGoing(t *testing.T) {
 		t.Errorf("the run was removed on a wait timeout: %v", err)
 	}
 }
+
+// A resumed stream that no longer starts with the last line shown (the
+// kubelet rotated the log meanwhile) is reported as a gap.
+func TestLineResumerReportsGap(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 23, 0, 0, 0, time.UTC)
+	t1, t2 := t0.Add(time.Millisecond), t0.Add(5*time.Second)
+	var got []string
+	var gaps [][2]time.Time
+	r := &lineResumer{emit: func(l []byte) { got = append(got, string(l)) },
+		gap: func(from, to time.Time) { gaps = append(gaps, [2]time.Time{from, to}) }}
+	if err := r.read(&brokenReader{data: stamp(t0, "a") + stamp(t1, "b")}, false); err == nil {
+		t.Fatal("broken stream read without error")
+	}
+	// The complete log would repeat b (at t1) first; this one starts later.
+	if err := r.read(strings.NewReader(stamp(t2, "z")), true); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, "") != "a\nb\nz\n" {
+		t.Fatalf("lines %q", got)
+	}
+	if len(gaps) != 1 || !gaps[0][0].Equal(t1) || !gaps[0][1].Equal(t2) {
+		t.Fatalf("gaps %v, want one from t1 to t2", gaps)
+	}
+	// A resume that repeats the last line is no gap.
+	gaps = nil
+	r2 := &lineResumer{emit: func([]byte) {}, gap: func(from, to time.Time) { gaps = append(gaps, [2]time.Time{from, to}) }}
+	r2.read(&brokenReader{data: stamp(t0, "a") + stamp(t1, "b")}, false)
+	r2.read(strings.NewReader(stamp(t1, "b")+stamp(t2, "c")), true)
+	if len(gaps) != 0 {
+		t.Fatalf("gap reported for a complete resume: %v", gaps)
+	}
+}

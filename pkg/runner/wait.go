@@ -115,6 +115,11 @@ func Wait(ctx context.Context, cs kubernetes.Interface, run *Run, wo WaitOptions
 		if wo.OnLine != nil {
 			wo.OnLine(line)
 		}
+	}, gap: func(from, to time.Time) {
+		if wo.Log != nil {
+			fmt.Fprintf(wo.Log, "testship: WARNING: output written between %s and %s is lost: the log stream broke and the kubelet no longer has those lines (it rotated the container log; raise the kubelet's containerLogMaxSize)\n",
+				from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
+		}
 	}}
 	if wo.FromNow {
 		resumer.lastTS = time.Now()
@@ -138,7 +143,12 @@ func Wait(ctx context.Context, cs kubernetes.Interface, run *Run, wo WaitOptions
 		for {
 			final := isTerminated()
 			seen := resumer.lines
-			err := streamLogs(ctx, cs, run.Namespace, podName, !final, final, resumer)
+			var err error
+			if final {
+				err = settleLogs(ctx, cs, run.Namespace, podName, resumer)
+			} else {
+				err = streamLogs(ctx, cs, run.Namespace, podName, true, false, resumer)
+			}
 			switch {
 			case ctx.Err() != nil:
 				logsDone <- ctx.Err()
