@@ -5,11 +5,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -74,4 +76,23 @@ func Docker(t testing.TB) {
 		t.Fatalf("e2e: no Docker Engine at %s: %v; run `mage dev:up` (or start dockerd) before the end-to-end tests", sock, err)
 	}
 	c.Close()
+}
+
+// SyncBuffer collects output written by one goroutine (a command, a
+// follower) while the test reads it from another.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

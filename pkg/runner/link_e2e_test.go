@@ -416,7 +416,7 @@ func TestRunKillAndReattach(t *testing.T) {
 	cmd := exec.Command(bin, "run:remote")
 	cmd.Dir = testimage.RepoRoot(t)
 	cmd.Env = append(append([]string{}, l.env...), "ENV_JOB_IMAGE="+probeImage(t), "TESTSHIP_RUN=^TestSleep$", "TEST_PROBE_SLEEP=8s", "TEST_PROBE_EXIT_CODE=3")
-	var out syncBuffer
+	var out e2e.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -437,7 +437,7 @@ func TestRunKillAndReattach(t *testing.T) {
 }
 
 // waitRunID reads a running mage's output until it names its run.
-func waitRunID(t *testing.T, out *syncBuffer) string {
+func waitRunID(t *testing.T, out *e2e.SyncBuffer) string {
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		if m := runIDPattern.FindStringSubmatch(out.String()); m != nil {
@@ -457,7 +457,7 @@ func TestRunInterruptCancels(t *testing.T) {
 	cmd := exec.Command(bin, "run:remote")
 	cmd.Dir = testimage.RepoRoot(t)
 	cmd.Env = append(append([]string{}, l.env...), "ENV_JOB_IMAGE="+probeImage(t), "TESTSHIP_RUN=^TestSleep$", "TEST_PROBE_SLEEP=60s")
-	var out syncBuffer
+	var out e2e.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

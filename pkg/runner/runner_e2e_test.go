@@ -25,26 +25,9 @@ import (
 
 	"github.com/jstemmer/go-junit-report/v2/junit"
 
+	"github.com/testship/testship/internal/e2e"
 	"github.com/testship/testship/pkg/runner"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func (c *cluster) options(t testing.TB, pattern string, env map[string]string) runner.Options {
 	return runner.Options{
@@ -86,7 +69,7 @@ func (c *cluster) launchAndFollow(t testing.TB, o runner.Options, fo runner.Foll
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var out, log syncBuffer
+	var out, log e2e.SyncBuffer
 	run, err := runner.Launch(ctx, c.cs, o, &log)
 	if err != nil {
 		t.Fatalf("launch: %v", err)
@@ -243,7 +226,7 @@ func TestRemoteAttachAndDetach(t *testing.T) {
 	ctx := context.Background()
 	opts := c.options(t, "^TestSleep$", map[string]string{"PROBE_SLEEP": "8s"})
 	opts.NewRun = false
-	var log syncBuffer
+	var log e2e.SyncBuffer
 	// two launches at the same moment: one run
 	var first, second *runner.Run
 	var err1, err2 error
@@ -280,7 +263,7 @@ func TestRemoteAttachAndDetach(t *testing.T) {
 	}
 
 	// Re-attach from the start: the whole output and the code.
-	var out syncBuffer
+	var out e2e.SyncBuffer
 	res, err = runner.Follow(ctx, c.cs, second, runner.FollowOptions{WaitOptions: runner.WaitOptions{Out: &out, Log: &log}})
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("attach: %+v %v\n%s", res, err, log.String())
@@ -464,7 +447,7 @@ func TestRemoteFaults(t *testing.T) {
 				tc.mutate(&o)
 			}
 			var run *runner.Run
-			var out, log syncBuffer
+			var out, log e2e.SyncBuffer
 			if tc.create != nil {
 				run = tc.create(t, o)
 			} else {
@@ -507,7 +490,7 @@ func TestRemoteCancel(t *testing.T) {
 	ctx := context.Background()
 	opts := c.options(t, "^TestSleep$", map[string]string{"PROBE_SLEEP": "60s"})
 	opts.Secrets = map[string]string{"E2E_TEST_X": "y"}
-	var log syncBuffer
+	var log e2e.SyncBuffer
 	run, err := runner.Launch(ctx, c.cs, opts, &log)
 	if err != nil {
 		t.Fatal(err)

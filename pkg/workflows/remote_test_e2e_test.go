@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,7 +42,7 @@ func TestRemoteTestWorkflowLocally(t *testing.T) {
 	t.Cleanup(func() { deleteNamespace(t, clients, ns) })
 
 	runnerTemp := t.TempDir()
-	var log syncBuffer
+	var log e2e.SyncBuffer
 	env := withoutAWS(os.Environ())
 	env = append(env,
 		"KUBECONFIG="+kubeconfig,
@@ -172,24 +171,6 @@ func TestRemoteTestWorkflowLocally(t *testing.T) {
 
 var startedRe = regexp.MustCompile(`testship: started run (\S+): Job ([^/\s]+)/\S+, image ([^,\s]+)`)
 
-// syncBuffer collects the steps' output for the checks.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // withoutAWS drops AWS settings from the environment: the local registry
 // needs none, and a developer's profile must not reach the steps.
 func withoutAWS(env []string) []string {
@@ -286,7 +267,7 @@ func TestRemoteTestWorkflowDetachedLocally(t *testing.T) {
 	ns := fmt.Sprintf("testship-wfd-%d", time.Now().UnixNano()%1_000_000_000)
 	t.Cleanup(func() { deleteNamespace(t, clients, ns) })
 
-	var log syncBuffer
+	var log e2e.SyncBuffer
 	env := withoutAWS(os.Environ())
 	env = append(env, "KUBECONFIG="+kubeconfig, "TESTSHIP_STATE_DIR="+t.TempDir(), "TESTSHIP_PROGRESS=plain")
 	l := &Local{
