@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func TestPKIGenerateAndUpToDate(t *testing.T) {
 	if why := p.upToDate(); why == "" {
 		t.Fatal("empty PKI dir reported up to date")
 	}
-	if err := p.generate(); err != nil {
+	if _, err := p.generate(); err != nil {
 		t.Fatal(err)
 	}
 	if why := p.upToDate(); why != "" {
@@ -52,8 +53,12 @@ func TestPKIGenerateAndUpToDate(t *testing.T) {
 	if why := p.upToDate(); !strings.Contains(why, "192.0.2.8") {
 		t.Fatalf("upToDate after IP change = %q, want it to name the new IP", why)
 	}
-	if err := p.generate(); err != nil {
+	wrote, err := p.generate()
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(wrote, []string{"apiserver", "kubelet"}) {
+		t.Errorf("after a node IP change generate wrote %v, want only the certificates naming the IP: [apiserver kubelet]", wrote)
 	}
 	ca2, _ := readCert(p.path("ca.crt"))
 	if !ca2.Equal(ca) {

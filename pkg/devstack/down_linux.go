@@ -36,6 +36,11 @@ func Down(ctx context.Context, o Options, wipe bool) (*Report, error) {
 	if _, err := os.Stat(s.o.Dir); os.IsNotExist(err) {
 		return &Report{Took: time.Since(start)}, nil
 	}
+	// Before anything is stopped, unmounted or deleted: only a directory
+	// testship made (its PID files name the processes to stop).
+	if err := requireMarker(s.o.Dir); err != nil {
+		return nil, err
+	}
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return nil, err
@@ -316,17 +321,18 @@ func removeChains(ctx context.Context, tool string, prefixes []string) int {
 	return total
 }
 
-// unmountAll detaches every mount under the state dir (kubelet volumes,
-// containerd rootfs and shm mounts), deepest first.
+// unmountAll detaches every mount under the state dir's known
+// sub-directories (kubelet volumes, containerd rootfs and shm mounts),
+// deepest first; nothing else in or outside the state dir.
 func (s *stack) unmountAll() StepResult {
-	mounts := mountsUnder(s.o.Dir)
+	mounts := mountsUnderAny(mountRoots(s.o.Dir))
 	for _, m := range mounts {
 		syscall.Unmount(m, syscall.MNT_DETACH)
 	}
 	if len(mounts) == 0 {
 		return StepResult{Step: "mounts", Action: Kept, Detail: "none under " + s.o.Dir}
 	}
-	left := mountsUnder(s.o.Dir)
+	left := mountsUnderAny(mountRoots(s.o.Dir))
 	detail := fmt.Sprintf("unmounted %d under %s", len(mounts)-len(left), s.o.Dir)
 	if len(left) > 0 {
 		detail += fmt.Sprintf("; %d could not be unmounted, e.g. %s", len(left), left[0])
@@ -334,24 +340,38 @@ func (s *stack) unmountAll() StepResult {
 	return StepResult{Step: "mounts", Action: Removed, Detail: detail}
 }
 
-func mountsUnder(dir string) []string {
+// mountsUnderAny lists the mount points under any of dirs, deepest first.
+func mountsUnderAny(dirs []string) []string {
 	raw, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil
 	}
-	prefix := strings.TrimSuffix(dir, "/") + "/"
+	return mountPointsUnder(string(raw), dirs)
+}
+
+// mountPointsUnder returns the mount points of a mountinfo text strictly
+// below one of dirs, deepest first.
+func mountPointsUnder(mountinfo string, dirs []string) []string {
 	var out []string
-	for _, line := range strings.Split(string(raw), "\n") {
+	for _, line := range strings.Split(mountinfo, "\n") {
 		f := strings.Fields(line)
 		if len(f) < 5 {
 			continue
 		}
 		mp := unescapeMount(f[4])
-		if strings.HasPrefix(mp, prefix) {
-			out = append(out, mp)
+		for _, d := range dirs {
+			if strings.HasPrefix(mp, strings.TrimSuffix(d, "/")+"/") {
+				out = append(out, mp)
+				break
+			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	sort.Slice(out, func(i, j int) bool {
+		if len(out[i]) != len(out[j]) {
+			return len(out[i]) > len(out[j])
+		}
+		return out[i] < out[j] // equal ones side by side for Compact
+	})
 	return slices.Compact(out)
 }
 
@@ -374,25 +394,15 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-// wipe deletes the cluster's data: everything in the state dir but the
-// logs and the lock.
+// wipe deletes the cluster's data: the state dir's known sub-paths but
+// the logs, the lock and the marker (wipePaths). Nothing else in the
+// directory, and never the directory itself.
 func (s *stack) wipe() StepResult {
-	entries, err := os.ReadDir(s.o.Dir)
-	if err != nil {
-		return StepResult{Step: "wipe", Action: Kept, Detail: err.Error()}
-	}
-	var removed, failed []string
-	for _, e := range entries {
-		if e.Name() == "logs" || e.Name() == ".lock" {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(s.o.Dir, e.Name())); err != nil {
-			failed = append(failed, err.Error())
-		} else {
-			removed = append(removed, e.Name())
-		}
-	}
+	removed, failed := removeKnown(s.o.Dir)
 	detail := fmt.Sprintf("deleted %s from %s (logs kept)", strings.Join(removed, ", "), s.o.Dir)
+	if len(removed) == 0 {
+		detail = "no cluster data in " + s.o.Dir
+	}
 	if len(failed) > 0 {
 		detail += "; FAILED: " + strings.Join(failed, "; ")
 	}

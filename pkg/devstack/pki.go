@@ -56,101 +56,186 @@ func (p pki) specs() []certSpec {
 		{name: "kubelet-client", cn: "system:node:" + p.nodeName, orgs: []string{"system:nodes"}, client: true},
 		{name: "kubelet", cn: p.nodeName, server: true,
 			dns: []string{p.nodeName, "localhost"}, ips: []net.IP{p.nodeIP, net.ParseIP("127.0.0.1")}},
+		// etcd serves its clients on loopback only. Its certificate is
+		// also a client certificate: etcd's HTTP gateway (/v3/..., /health)
+		// dials etcd's own gRPC port with it.
+		{name: "etcd-server", cn: "testship-etcd", server: true, client: true,
+			dns: []string{"localhost"}, ips: []net.IP{net.ParseIP("127.0.0.1")}},
+		{name: "apiserver-etcd-client", cn: "kube-apiserver-etcd-client", client: true},
 	}
 }
 
-// upToDate reports why the PKI must be (re)generated, or "" when every file
-// exists and the serving certificates name the current node IP.
-func (p pki) upToDate() string {
-	for _, f := range []string{"ca.crt", "ca.key", "sa.key", "sa.pub"} {
+// staleCert is a file of the PKI to (re)generate and why.
+type staleCert struct {
+	name string // a certSpec name, "ca" or "sa"
+	why  string
+}
+
+// stale lists what must be (re)generated, in spec order: nothing when every
+// file exists, no certificate expires within a day and the serving
+// certificates name the current addresses. A missing CA makes everything
+// stale; a certificate added by a newer testship (e.g. etcd's) is stale
+// alone, so adding it leaves the others as they are.
+func (p pki) stale() []staleCert {
+	var out []staleCert
+	for _, f := range []string{"ca.crt", "ca.key"} {
 		if _, err := os.Stat(p.path(f)); err != nil {
-			return "missing " + f
+			out = append(out, staleCert{"ca", "missing " + f})
+			for _, s := range p.specs() {
+				out = append(out, staleCert{s.name, "new CA"})
+			}
+			return append(out, staleCert{"sa", "new CA"})
+		}
+	}
+	ca, err := readCert(p.path("ca.crt"))
+	if err != nil {
+		out = append(out, staleCert{"ca", "unreadable ca.crt"})
+		for _, s := range p.specs() {
+			out = append(out, staleCert{s.name, "new CA"})
+		}
+		return append(out, staleCert{"sa", "new CA"})
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	for _, f := range []string{"sa.key", "sa.pub"} {
+		if _, err := os.Stat(p.path(f)); err != nil {
+			out = append(out, staleCert{"sa", "missing " + f})
+			break
 		}
 	}
 	for _, s := range p.specs() {
-		cert, err := readCert(p.path(s.name + ".crt"))
-		if err != nil {
-			return fmt.Sprintf("missing %s.crt", s.name)
+		if why := p.certStale(s, pool); why != "" {
+			out = append(out, staleCert{s.name, why})
 		}
-		if _, err := os.Stat(p.path(s.name + ".key")); err != nil {
-			return fmt.Sprintf("missing %s.key", s.name)
+	}
+	return out
+}
+
+func (p pki) certStale(s certSpec, roots *x509.CertPool) string {
+	cert, err := readCert(p.path(s.name + ".crt"))
+	if err != nil {
+		return fmt.Sprintf("missing %s.crt", s.name)
+	}
+	if _, err := os.Stat(p.path(s.name + ".key")); err != nil {
+		return fmt.Sprintf("missing %s.key", s.name)
+	}
+	if time.Until(cert.NotAfter) < 24*time.Hour {
+		return s.name + ".crt expires soon"
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return s.name + ".crt is not signed by ca.crt"
+	}
+	for _, ip := range s.ips {
+		if !slices.ContainsFunc(cert.IPAddresses, ip.Equal) {
+			return fmt.Sprintf("%s.crt does not name %s", s.name, ip)
 		}
-		if time.Until(cert.NotAfter) < 24*time.Hour {
-			return s.name + ".crt expires soon"
+	}
+	for _, dns := range s.dns {
+		if !slices.Contains(cert.DNSNames, dns) {
+			return fmt.Sprintf("%s.crt does not name %s", s.name, dns)
 		}
-		for _, ip := range s.ips {
-			if !slices.ContainsFunc(cert.IPAddresses, ip.Equal) {
-				return fmt.Sprintf("%s.crt does not name %s", s.name, ip)
-			}
-		}
-		if s.client && cert.Subject.CommonName != s.cn {
-			return fmt.Sprintf("%s.crt is for %s, not %s", s.name, cert.Subject.CommonName, s.cn)
-		}
+	}
+	if s.client && cert.Subject.CommonName != s.cn {
+		return fmt.Sprintf("%s.crt is for %s, not %s", s.name, cert.Subject.CommonName, s.cn)
 	}
 	return ""
 }
 
-// generate writes the CA (kept when present), the service-account key pair
-// and every component certificate.
-func (p pki) generate() error {
-	if err := os.MkdirAll(p.dir, 0o700); err != nil {
-		return err
+// upToDate reports why the PKI must be (re)generated, or "" when it need
+// not be.
+func (p pki) upToDate() string {
+	st := p.stale()
+	if len(st) == 0 {
+		return ""
 	}
+	return st[0].why
+}
+
+// generate (re)generates what stale lists (the CA is kept when present,
+// and so is every certificate that is still good) and returns the names
+// it wrote: "ca", "sa" and certificate names.
+func (p pki) generate() ([]string, error) {
+	if err := os.MkdirAll(p.dir, 0o700); err != nil {
+		return nil, err
+	}
+	st := p.stale()
+	if len(st) == 0 {
+		return nil, nil
+	}
+	need := map[string]bool{}
+	for _, c := range st {
+		need[c.name] = true
+	}
+	var wrote []string
 	caCert, caKey, err := p.loadCA()
-	if err != nil {
-		caCert, caKey, err = p.newCA()
-		if err != nil {
-			return err
+	if need["ca"] || err != nil {
+		if caCert, caKey, err = p.newCA(); err != nil {
+			return nil, err
+		}
+		wrote = append(wrote, "ca")
+		need["sa"] = true
+		for _, s := range p.specs() {
+			need[s.name] = true
 		}
 	}
-	if _, err := os.Stat(p.path("sa.key")); err != nil {
+	if need["sa"] {
 		key, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
-			return err
+			return wrote, err
 		}
 		if err := writeKey(p.path("sa.key"), key); err != nil {
-			return err
+			return wrote, err
 		}
 		pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 		if err != nil {
-			return err
+			return wrote, err
 		}
 		if err := os.WriteFile(p.path("sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
-			return err
+			return wrote, err
 		}
+		wrote = append(wrote, "sa")
 	}
 	for _, s := range p.specs() {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return err
+		if !need[s.name] {
+			continue
 		}
-		tmpl := &x509.Certificate{
-			SerialNumber: serial(),
-			Subject:      pkix.Name{CommonName: s.cn, Organization: s.orgs},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(365 * 24 * time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			DNSNames:     s.dns,
-			IPAddresses:  s.ips,
+		if err := p.issue(s, caCert, caKey); err != nil {
+			return wrote, err
 		}
-		if s.client {
-			tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
-		}
-		if s.server {
-			tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			return fmt.Errorf("sign %s certificate: %w", s.name, err)
-		}
-		if err := writeKey(p.path(s.name+".key"), key); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p.path(s.name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-			return err
-		}
+		wrote = append(wrote, s.name)
 	}
-	return nil
+	return wrote, nil
+}
+
+// issue writes a new key and a certificate for s signed by the CA.
+func (p pki) issue(s certSpec, caCert *x509.Certificate, caKey crypto.Signer) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: s.cn, Organization: s.orgs},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		DNSNames:     s.dns,
+		IPAddresses:  s.ips,
+	}
+	if s.client {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
+	}
+	if s.server {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return fmt.Errorf("sign %s certificate: %w", s.name, err)
+	}
+	if err := writeKey(p.path(s.name+".key"), key); err != nil {
+		return err
+	}
+	return os.WriteFile(p.path(s.name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
 func (p pki) newCA() (*x509.Certificate, crypto.Signer, error) {
@@ -210,9 +295,13 @@ func readCert(path string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parsePEMCert(raw, path)
+}
+
+func parsePEMCert(raw []byte, name string) (*x509.Certificate, error) {
 	block, _ := pem.Decode(raw)
 	if block == nil {
-		return nil, fmt.Errorf("%s: no PEM data", path)
+		return nil, fmt.Errorf("%s: no PEM data", name)
 	}
 	return x509.ParseCertificate(block.Bytes)
 }

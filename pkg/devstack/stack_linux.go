@@ -259,7 +259,13 @@ func (s *stack) ensure(ctx context.Context, d daemon) (StepResult, error) {
 	var notes []string
 	p, ours, stale := pf.running()
 	if ours {
-		if why, restart := s.restart[d.name]; restart {
+		why, restart := s.restart[d.name]
+		if !restart && !slices.Equal(p.Argv, append([]string{d.bin}, d.args...)) {
+			// Started by an older testship with other flags (e.g. etcd
+			// before TLS): it must run with the current ones.
+			why, restart = "command line changed", true
+		}
+		if restart {
 			notes = append(notes, fmt.Sprintf("restarted PID %d: %s", p.PID, why))
 			stopPID(p.PID, d.grace)
 			pf.remove()
@@ -408,18 +414,10 @@ func (s *stack) daemons() []daemon {
 		{name: "registry", bin: registryBin, args: []string{"serve", s.path("registry", "config.yml")},
 			ports: []port{{n: 5000}}, external: true, timeout: 20 * time.Second, grace: 5 * time.Second,
 			health: registryHealthy},
-		{name: "etcd", bin: etcdBin, args: []string{
-			"--name=testship", "--data-dir=" + s.path("etcd"),
-			"--listen-client-urls=http://127.0.0.1:2379", "--advertise-client-urls=http://127.0.0.1:2379",
-			"--listen-peer-urls=http://127.0.0.1:2380", "--initial-advertise-peer-urls=http://127.0.0.1:2380",
-			"--initial-cluster=testship=http://127.0.0.1:2380",
-			"--logger=zap", "--log-outputs=stderr",
-		}, ports: []port{{n: 2379}, {n: 2380}}, timeout: 30 * time.Second, grace: 10 * time.Second,
-			health: func(ctx context.Context) error {
-				return httpOK(ctx, insecureHTTP, "http://127.0.0.1:2379/health")
-			}},
-		{name: "kube-apiserver", bin: kb("kube-apiserver"), args: []string{
-			"--etcd-servers=http://127.0.0.1:2379",
+		{name: "etcd", bin: etcdBin, args: etcdArgs(s.pki, s.path("etcd"), etcdClientAddr, etcdPeerAddr),
+			ports: []port{{n: 2379}, {n: 2380}}, timeout: 30 * time.Second, grace: 10 * time.Second,
+			health: func(ctx context.Context) error { return etcdHealthy(ctx, s.pki, etcdClientAddr) }},
+		{name: "kube-apiserver", bin: kb("kube-apiserver"), args: append(apiserverEtcdArgs(s.pki, etcdClientAddr), []string{
 			fmt.Sprintf("--secure-port=%d", APIServerPort),
 			"--advertise-address=" + s.nodeIP,
 			"--service-cluster-ip-range=" + serviceCIDR,
@@ -435,7 +433,7 @@ func (s *stack) daemons() []daemon {
 			"--kubelet-client-key=" + s.pki.path("apiserver-kubelet-client.key"),
 			"--allow-privileged=true",
 			"--profiling=false",
-		}, ports: []port{{n: APIServerPort}}, timeout: 60 * time.Second, grace: 5 * time.Second,
+		}...), ports: []port{{n: APIServerPort}}, timeout: 60 * time.Second, grace: 5 * time.Second,
 			health: s.apiserverHealthy},
 		{name: "kube-controller-manager", bin: kb("kube-controller-manager"), args: []string{
 			"--kubeconfig=" + s.kubeconfig("controller-manager"),

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -35,6 +38,10 @@ func Up(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	if err := preflight(); err != nil {
+		return nil, err
+	}
+	// Before anything is written there: only a directory testship made.
+	if err := claimDir(s.o.Dir, s.out); err != nil {
 		return nil, err
 	}
 	unlock, err := s.lock(ctx)
@@ -219,9 +226,27 @@ func (s *stack) ensurePause(ctx context.Context) (StepResult, error) {
 	return StepResult{Action: Built, Detail: "pushed " + pauseImage}, nil
 }
 
-// ensurePKI generates the certificates when missing or outdated (e.g. the
-// node IP changed) and writes every kubeconfig; components running with
-// old certificates are restarted.
+// certUsers maps what the PKI step may regenerate to the daemons that
+// must restart to use it ("ca": all of them).
+var certUsers = map[string][]string{
+	"ca":                       {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "coredns"},
+	"sa":                       {"kube-apiserver", "kube-controller-manager"},
+	"etcd-server":              {"etcd"},
+	"apiserver":                {"kube-apiserver"},
+	"apiserver-kubelet-client": {"kube-apiserver"},
+	"apiserver-etcd-client":    {"kube-apiserver"},
+	"admin":                    {"coredns"}, // reads the admin kubeconfig
+	"controller-manager":       {"kube-controller-manager"},
+	"scheduler":                {"kube-scheduler"},
+	"kube-proxy":               {"kube-proxy"},
+	"kubelet-client":           {"kubelet"},
+	"kubelet":                  {"kubelet"},
+}
+
+// ensurePKI generates the certificates that are missing or outdated (e.g.
+// the node IP changed, or a newer testship added etcd's), keeping the
+// others, writes the kubeconfigs that are missing or whose certificate
+// changed, and marks the daemons using a new certificate for restart.
 func (s *stack) ensurePKI(context.Context) (StepResult, error) {
 	why := s.pki.upToDate()
 	kcs := map[string]string{ // kubeconfig path -> client cert
@@ -231,36 +256,43 @@ func (s *stack) ensurePKI(context.Context) (StepResult, error) {
 		s.kubeconfig("kubelet"):            "kubelet-client",
 		s.kubeconfig("kube-proxy"):         "kube-proxy",
 	}
-	missingKC := false
-	for path := range kcs {
-		if _, err := os.Stat(path); err != nil {
-			missingKC = true
-		}
-	}
-	if why == "" && !missingKC {
-		return StepResult{Action: Kept, Detail: "certificates and kubeconfigs present"}, nil
-	}
+	var wrote []string
 	if why != "" {
-		if err := s.pki.generate(); err != nil {
+		var err error
+		if wrote, err = s.pki.generate(); err != nil {
 			return StepResult{}, fmt.Errorf("generate PKI in %s: %w", s.pki.dir, err)
 		}
 	}
+	var kcWritten []string
 	server := fmt.Sprintf("https://127.0.0.1:%d", APIServerPort)
 	for path, cert := range kcs {
+		if _, err := os.Stat(path); err == nil && !slices.Contains(wrote, cert) && !slices.Contains(wrote, "ca") {
+			continue
+		}
 		if err := s.pki.writeKubeconfig(path, cert, server); err != nil {
 			return StepResult{}, err
 		}
+		kcWritten = append(kcWritten, filepath.Base(path))
 	}
-	detail := "wrote kubeconfigs"
-	if why != "" {
-		detail = "generated certificates (" + why + ") and kubeconfigs"
-		for _, d := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "coredns"} {
+	if len(wrote) == 0 && len(kcWritten) == 0 {
+		return StepResult{Action: Kept, Detail: "certificates and kubeconfigs present"}, nil
+	}
+	for _, name := range wrote {
+		for _, d := range certUsers[name] {
 			if s.restart[d] == "" {
 				s.restart[d] = "certificates regenerated"
 			}
 		}
 	}
-	return StepResult{Action: Built, Detail: detail}, nil
+	var parts []string
+	if len(wrote) > 0 {
+		parts = append(parts, fmt.Sprintf("generated %s (%s)", strings.Join(wrote, ", "), why))
+	}
+	if len(kcWritten) > 0 {
+		sort.Strings(kcWritten)
+		parts = append(parts, "wrote kubeconfigs "+strings.Join(kcWritten, ", "))
+	}
+	return StepResult{Action: Built, Detail: strings.Join(parts, "; ")}, nil
 }
 
 // clientset returns a client for the admin kubeconfig.
