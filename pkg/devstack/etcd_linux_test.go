@@ -124,6 +124,10 @@ func TestPKIAddsEtcdCertsKeepingTheRest(t *testing.T) {
 			t.Errorf("etcd server certificate for %s: %v", host, err)
 		}
 	}
+	// etcd's JSON gateway dials etcd's own gRPC port with this certificate.
+	if _, err := srv.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("etcd server certificate is not also a client certificate: %v", err)
+	}
 	if _, err := srv.Verify(x509.VerifyOptions{DNSName: s.nodeIP, Roots: roots}); err == nil {
 		t.Errorf("etcd server certificate names the node IP %s: etcd must stay on loopback", s.nodeIP)
 	}
