@@ -29,7 +29,9 @@ func devOptions() (devstack.Options, config.Dev, error) {
 //
 // Idempotent: a second run starts nothing and says so. The first run builds
 // the Kubernetes and CoreDNS binaries into $TESTSHIP_CACHE_DIR (~15 min on 2
-// cores); later runs take seconds. Needs Linux and root.
+// cores); later runs take seconds. Needs Linux and root. TESTSHIP_DEV_DIR
+// must be new, empty or made by dev:up (marker file .testship-dev); a stack
+// made by an older testship is adopted.
 func (Dev) Up(ctx context.Context) error {
 	o, c, err := devOptions()
 	if err != nil {
@@ -45,6 +47,9 @@ func (Dev) Up(ctx context.Context) error {
 }
 
 // Down stops every process dev:up started and removes the network state it added; DEV_WIPE=true also deletes the cluster's data.
+//
+// It refuses a TESTSHIP_DEV_DIR without the marker dev:up writes
+// (.testship-dev) and touches only the sub-paths the stack owns there.
 func (Dev) Down(ctx context.Context) error {
 	o, c, err := devOptions()
 	if err != nil {

@@ -9,7 +9,11 @@
 // checks whether its component is healthy and starts it only when not, so a
 // second Up starts nothing. Daemons run detached (own session, output in
 // log files) and are tracked by PID files, so Down stops exactly what Up
-// started. Linux and root only.
+// started. The state directory must be one Up created: Up writes a marker
+// file (MarkerFile) in it, and Down refuses a directory without one and
+// touches only the sub-paths the stack owns. etcd serves its clients TLS
+// only, with client certificates from the stack's own CA. Linux and root
+// only.
 package devstack
 
 import (

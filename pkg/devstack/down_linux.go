@@ -21,9 +21,11 @@ import (
 // by name), the pods' containers, removes the network state the cluster
 // added (cni0, the CNI-* and KUBE-* iptables chains, pod network
 // namespaces) and unmounts what the kubelet and containerd mounted under the
-// state dir. With wipe it also deletes the cluster's data (everything in
-// the state dir but the logs), so the next Up starts afresh. A Docker
-// Engine or registry that testship did not start is left alone.
+// state dir's known sub-directories. With wipe it also deletes the
+// cluster's data (the known sub-paths but the logs: see subPaths), so the
+// next Up starts afresh. It refuses a state dir without testship's marker
+// before touching anything. A Docker Engine or registry that testship did
+// not start is left alone.
 func Down(ctx context.Context, o Options, wipe bool) (*Report, error) {
 	start := time.Now()
 	s, err := newStack(o)
