@@ -35,13 +35,12 @@ func Down(ctx context.Context, o Options, wipe bool) (*Report, error) {
 	if err := preflight(); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(s.o.Dir); os.IsNotExist(err) {
-		return &Report{Took: time.Since(start)}, nil
-	}
 	// Before anything is stopped, unmounted or deleted: only a directory
 	// testship made (its PID files name the processes to stop).
-	if err := requireMarker(s.o.Dir); err != nil {
+	if proceed, err := downAllowed(s.o.Dir); err != nil {
 		return nil, err
+	} else if !proceed {
+		return &Report{Took: time.Since(start)}, nil
 	}
 	unlock, err := s.lock(ctx)
 	if err != nil {

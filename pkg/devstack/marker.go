@@ -201,6 +201,22 @@ func claimDir(dir string, out io.Writer) error {
 	return fmt.Errorf("TESTSHIP_DEV_DIR=%s is not empty and testship did not create it (no %s marker): dev:up only uses a new or empty directory, or one it made; set TESTSHIP_DEV_DIR to a new directory (e.g. /var/lib/testship/dev), or empty this one yourself if it is yours to empty", dir, MarkerFile)
 }
 
+// downAllowed says whether dev:down may act for dir: not when it is
+// missing or empty (no stack was ever there: nothing to do), an error when
+// it lacks the marker, yes when it has it.
+func downAllowed(dir string) (proceed bool, err error) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if empty, err := emptyForClaim(dir); err == nil && empty {
+		return false, nil
+	}
+	if err := requireMarker(dir); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // requireMarker refuses, before dev:down touches anything, a directory
 // testship did not create.
 func requireMarker(dir string) error {

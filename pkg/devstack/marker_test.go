@@ -236,3 +236,30 @@ func TestWipeAndMountPathsStayInsideDir(t *testing.T) {
 		}
 	}
 }
+
+func TestDownAllowed(t *testing.T) {
+	base := t.TempDir()
+	if ok, err := downAllowed(filepath.Join(base, "missing")); ok || err != nil {
+		t.Errorf("missing dir: %v, %v; want nothing to do", ok, err)
+	}
+	empty := filepath.Join(base, "empty")
+	os.Mkdir(empty, 0o755)
+	if ok, err := downAllowed(empty); ok || err != nil {
+		t.Errorf("empty dir: %v, %v; want nothing to do", ok, err)
+	}
+	foreign := filepath.Join(base, "foreign")
+	os.MkdirAll(filepath.Join(foreign, "run"), 0o755)
+	os.WriteFile(filepath.Join(foreign, "run", "etcd.pid"), []byte("1\n"), 0o644)
+	if ok, err := downAllowed(foreign); ok || err == nil || !strings.Contains(err.Error(), "refuses") {
+		t.Errorf("unmarked dir with PID files: %v, %v; want a refusal", ok, err)
+	}
+	old := filepath.Join(base, "old")
+	oldStack(t, old)
+	if ok, err := downAllowed(old); ok || err == nil {
+		t.Errorf("old stack without marker: %v, %v; want a refusal until dev:up adopts it", ok, err)
+	}
+	writeMarker(foreign, "created by testship dev:up")
+	if ok, err := downAllowed(foreign); !ok || err != nil {
+		t.Errorf("marked dir: %v, %v; want go", ok, err)
+	}
+}
