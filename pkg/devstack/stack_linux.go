@@ -306,6 +306,11 @@ func (s *stack) ensure(ctx context.Context, d daemon) (StepResult, error) {
 	}
 	for _, pt := range d.ports {
 		h, held := portHolder(pt.n, pt.udp, pt.ip)
+		if held && h.PID == 0 && len(notes) > 0 {
+			// We just stopped the previous holder: its listening socket
+			// can outlive the process for a moment.
+			h, held = portReleased(ctx, pt.n, pt.udp, pt.ip, 5*time.Second)
+		}
 		if !held {
 			continue
 		}
@@ -486,4 +491,22 @@ func (s *stack) daemon(name string) daemon {
 		}
 	}
 	panic("devstack: no daemon " + name)
+}
+
+// portReleased waits up to limit for a port whose listening socket no
+// longer belongs to any process to be released; it returns the holder that
+// remains, if any.
+func portReleased(ctx context.Context, port int, udp bool, ip string, limit time.Duration) (procInfo, bool) {
+	deadline := time.Now().Add(limit)
+	for {
+		h, held := portHolder(port, udp, ip)
+		if !held || h.PID != 0 || time.Now().After(deadline) {
+			return h, held
+		}
+		select {
+		case <-ctx.Done():
+			return h, held
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
