@@ -269,7 +269,7 @@ func (s *stack) ensure(ctx context.Context, d daemon) (StepResult, error) {
 			notes = append(notes, fmt.Sprintf("restarted PID %d: %s", p.PID, why))
 			stopPID(p.PID, d.grace)
 			pf.remove()
-		} else if waitHealthy(ctx, d.health, minDur(d.timeout, 10*time.Second), p.PID) == nil {
+		} else if waitHealthy(ctx, d.health, min(d.timeout, 10*time.Second), p.PID) == nil {
 			res.Action, res.Detail = Kept, fmt.Sprintf("running, PID %d", p.PID)
 			return res, nil
 		} else {
@@ -285,7 +285,7 @@ func (s *stack) ensure(ctx context.Context, d daemon) (StepResult, error) {
 	// A process with exactly our command line but no PID file: started by
 	// a run that was killed before writing it.
 	if own, found := findOwn(d); found && !d.neverAdopt {
-		if s.restart[d.name] == "" && waitHealthy(ctx, d.health, minDur(d.timeout, 10*time.Second), own.PID) == nil {
+		if s.restart[d.name] == "" && waitHealthy(ctx, d.health, min(d.timeout, 10*time.Second), own.PID) == nil {
 			pf.write(own.PID)
 			res.Action = Kept
 			res.Detail = strings.Join(append([]string{fmt.Sprintf("running, PID %d (adopted: it had no PID file)", own.PID)}, notes...), "; ")
@@ -382,13 +382,6 @@ func waitHealthy(ctx context.Context, health func(context.Context) error, timeou
 		case <-time.After(150 * time.Millisecond):
 		}
 	}
-}
-
-func minDur(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
 }
 
 // daemons lists the stack's processes in start order.

@@ -2,7 +2,8 @@
 
 // The link example: an integration test of the link service, deployed by
 // testenv from charts/link. Run it locally (`go test -tags e2e ./tests/link`)
-// or through the remote runner (mage run:test).
+// or through the remote runner (mage run:remote, or ENV_JOB_IMAGE=<test image>
+// for the in-test form).
 package link
 
 import (
