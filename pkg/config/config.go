@@ -2,8 +2,12 @@
 //
 // Every setting is an environment variable, declared once in a Var so that
 // help text, `mage config` and validation all come from the same place.
-// Loaders validate up front and return errors that name the variable, the
-// bad value and what would be right.
+// Load is the one validation pass every target runs before any work: it
+// checks every variable of the areas the target uses, on its own and
+// against the others, and reports every problem at once (exit status 89),
+// each naming the variable, its value (redacted when secret) and what
+// would be right. IsSecret, RedactText and Reserved are the rules the rest
+// of testship shares for secrets and for what reaches the remote test.
 package config
 
 import (

@@ -594,3 +594,24 @@ func TestMaskInActions(t *testing.T) {
 		t.Fatalf("masked twice: %q", b.String())
 	}
 }
+
+func TestScalars(t *testing.T) {
+	clean(t)
+	const v = "TESTSHIP_SCALAR_TEST"
+	for in, want := range map[string]bool{"": false, "0": false, "No": false, "off": false, "1": true, "TRUE": true, "yes": true, "on": true} {
+		t.Setenv(v, in)
+		if got, err := Bool(v); err != nil || got != want {
+			t.Errorf("Bool(%q) = %v, %v", in, got, err)
+		}
+	}
+	t.Setenv(v, "maybe")
+	if _, err := Bool(v); err == nil {
+		t.Error("Bool(maybe) accepted")
+	}
+	for in, ok := range map[string]bool{"": true, "5": true, "-1": false, "11": false, "x": false, "2.5": false} {
+		t.Setenv(v, in)
+		if _, err := Int(v, 0, 10); (err == nil) != ok {
+			t.Errorf("Int(%q) error %v", in, err)
+		}
+	}
+}
