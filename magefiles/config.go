@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/testship/testship/pkg/config"
@@ -17,6 +18,9 @@ import (
 func Config() error {
 	_, err := config.Load(config.ForAll...)
 	config.Print(os.Stdout)
+	if err == nil {
+		fmt.Println("configuration: no problem found")
+	}
 	return err
 }
 

@@ -615,3 +615,19 @@ func TestScalars(t *testing.T) {
 		}
 	}
 }
+
+func TestUnknownVariables(t *testing.T) {
+	clean(t)
+	t.Setenv("TESTSHIP_TIMOUT", "5m")
+	t.Setenv("TESTSHIP_SOMETHING_ELSE", "x")
+	t.Setenv("TESTSHIP_IMAGE_LINK", "reg.example.com/link:1")
+	u := Unknown()
+	if len(u) != 2 || u[0].Name != "TESTSHIP_SOMETHING_ELSE" || u[0].Hint != "" || u[1].Hint != " (did you mean TESTSHIP_TIMEOUT?)" {
+		t.Fatalf("Unknown() = %+v", u)
+	}
+	var b strings.Builder
+	Print(&b)
+	if !strings.Contains(b.String(), "note: TESTSHIP_TIMOUT is set but testship's targets do not read it (did you mean TESTSHIP_TIMEOUT?)") {
+		t.Fatalf("mage config:\n%s", b.String())
+	}
+}

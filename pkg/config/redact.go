@@ -190,6 +190,62 @@ func Print(w io.Writer) {
 	if names := SecretNames(); len(names) > 0 {
 		fmt.Fprintf(w, "\n%d secret variable(s) set (values never shown): %s\n", len(names), strings.Join(names, ", "))
 	}
+	for _, u := range Unknown() {
+		fmt.Fprintf(w, "note: %s is set but testship's targets do not read it%s\n", u.Name, u.Hint)
+	}
+}
+
+// UnknownVar is a set TESTSHIP_* variable that no declaration names.
+type UnknownVar struct {
+	Name string
+	Hint string // " (did you mean X?)" or ""
+}
+
+// Unknown lists the set TESTSHIP_* variables that are not declared (a
+// typo reads as a silently ignored setting), with the closest declared
+// name when one is near.
+func Unknown() []UnknownVar {
+	var out []UnknownVar
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "TESTSHIP_") || strings.HasPrefix(name, imageVarPrefix) {
+			continue
+		}
+		if _, declared := vars[name]; declared {
+			continue
+		}
+		u := UnknownVar{Name: name}
+		best := 3 // at most two edits away
+		for known := range vars {
+			if d := distance(name, known); d < best {
+				best, u.Hint = d, " (did you mean "+known+"?)"
+			}
+		}
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// distance is the Levenshtein distance of a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // imageVarNames lists the set TESTSHIP_IMAGE_<CHART> variables.
