@@ -231,6 +231,10 @@ func loadEnv(c *checker) Env {
 	chartsOK := err == nil
 	e.LocalCharts = c.bool(EnvLocalCharts)
 	e.ChartsDir = Get(EnvChartsDir)
+	if e.LocalCharts && !strings.EqualFold(os.Getenv("TESTSHIP_REMOTE"), "true") && !existsUp(e.ChartsDir) {
+		wd, _ := os.Getwd()
+		c.bad(EnvChartsDir, e.ChartsDir, "with LOCAL_CHARTS=true it must exist (looked up from "+wd+" and its parents)", "the directory holding the charts, such as charts")
+	}
 	e.Keep, err = ParseKeep(Get(EnvKeep))
 	c.add(EnvKeep, err)
 	e.Timeout = c.duration(EnvTimeout, time.Second, 24*time.Hour)
