@@ -20,7 +20,7 @@ var (
 	EnvNamespace = Declare(Var{Name: "ENV_NAMESPACE", Area: "env",
 		Help: "namespace of the test environment; generated from owner and branch (or CI run) when unset"})
 	EnvCharts = Declare(Var{Name: "TESTSHIP_CHARTS", Default: "link", Area: "env",
-		Help: "charts of the environment, comma-separated: NAME (from charts/NAME), NAME=./dir, NAME=oci://host/repo/chart:version or NAME=https://repo.example.com#chart@version"})
+		Help: "charts of the environment, comma-separated: NAME (from charts/NAME), NAME=./dir, NAME=oci://host/repo/chart:version or NAME=https://repo.example.com#chart@version; none: a namespace only, no chart"})
 	EnvLocalCharts = Declare(Var{Name: "LOCAL_CHARTS", Default: "false", Area: "env",
 		Help: "true: read charts from TESTSHIP_CHARTS_DIR on disk instead of the copies embedded in the binary"})
 	EnvChartsDir = Declare(Var{Name: "TESTSHIP_CHARTS_DIR", Default: "charts", Area: "env",
