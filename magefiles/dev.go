@@ -18,11 +18,11 @@ import (
 type Dev mg.Namespace
 
 func devOptions() (devstack.Options, config.Dev, error) {
-	c, err := config.LoadDev()
+	cfg, err := config.Load(config.ForDev...)
 	if err != nil {
-		return devstack.Options{}, c, err
+		return devstack.Options{}, config.Dev{}, err
 	}
-	return devstack.OptionsFromConfig(c, os.Stdout), c, nil
+	return devstack.OptionsFromConfig(cfg.Dev, os.Stdout), cfg.Dev, nil
 }
 
 // Up brings up the local stack (Docker Engine, registry, Kubernetes), starting only what is not healthy.

@@ -30,12 +30,12 @@ func (Env) Deploy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	built, err := environment.StateImages(config.Get(config.StateDir))
+	built, err := environment.StateImages(cfg.Image.StateDir)
 	if err != nil {
 		return err
 	}
-	o := environment.FromConfig(cfg, environment.DetectOrigin("local"))
-	o.Images = environment.ResolveImages(cfg.Charts, built)
+	o := environment.FromConfig(cfg.Env, environment.DetectOrigin("local"))
+	o.Images = environment.ResolveImages(cfg.Env.Charts, built)
 	o.Out = os.Stdout
 	env, err := environment.Deploy(ctx, kc.REST, o)
 	if err != nil {
@@ -54,7 +54,7 @@ func (Env) Status(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := environment.GetStatus(ctx, kc.REST, envNamespace(cfg))
+	st, err := environment.GetStatus(ctx, kc.REST, envNamespace(cfg.Env))
 	if err != nil {
 		return err
 	}
@@ -71,18 +71,20 @@ func (Env) Destroy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ns := envNamespace(cfg)
-	if cfg.Keep.Keeps(cfg.Failed) {
-		fmt.Printf("namespace %s: kept (KEEP_ENVIRONMENTS=%s, ENV_FAILED=%v); set KEEP_ENVIRONMENTS=never to destroy it\n", ns, cfg.Keep, cfg.Failed)
+	ns := envNamespace(cfg.Env)
+	if cfg.Env.Keep.Keeps(cfg.Env.Failed) {
+		fmt.Printf("namespace %s: kept (KEEP_ENVIRONMENTS=%s, ENV_FAILED=%v); set KEEP_ENVIRONMENTS=never to destroy it\n", ns, cfg.Env.Keep, cfg.Env.Failed)
 		return nil
 	}
-	return environment.Destroy(ctx, kc.REST, ns, cfg.Timeout, os.Stdout)
+	return environment.Destroy(ctx, kc.REST, ns, cfg.Env.Timeout, os.Stdout)
 }
 
-func envSetup() (config.Env, *kube.Config, error) {
-	cfg, err := config.LoadEnv()
+// envSetup runs the validation pass of env:* and loads the cluster's
+// configuration.
+func envSetup() (*config.Config, *kube.Config, error) {
+	cfg, err := config.Load(config.ForEnv...)
 	if err != nil {
-		return cfg, nil, err
+		return nil, nil, err
 	}
 	kc, err := kube.Load()
 	return cfg, kc, err

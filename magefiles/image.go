@@ -45,10 +45,10 @@ func (Image) Push(ctx context.Context) error {
 }
 
 func runImage(ctx context.Context, stage image.Stage) error {
-	cfg, err := config.LoadImage()
+	cfg, err := config.Load(config.ForImage...)
 	if err != nil {
 		return err
 	}
-	_, err = image.Run(ctx, cfg, stage, os.Stdout)
+	_, err = image.Run(ctx, cfg.Image, stage, os.Stdout)
 	return err
 }

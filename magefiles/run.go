@@ -66,24 +66,20 @@ func (Run) Local(ctx context.Context) error {
 // On a finished run it prints the run's whole output and exits with its
 // code. The run is looked up in ENV_NAMESPACE, or in every namespace.
 func (Run) Attach(ctx context.Context, id string) error {
-	rc, err := config.LoadRun()
+	cfg, cs, err := runsSetup()
 	if err != nil {
 		return exitCode(err)
 	}
-	cs, err := clientset()
-	if err != nil {
-		return exitCode(err)
-	}
-	return exitCode(pipeline.Attach(ctx, cs, rc, config.Get(config.EnvNamespace), id, os.Stdout, os.Stderr))
+	return exitCode(pipeline.Attach(ctx, cs, cfg.Run, cfg.Env.Namespace, id, os.Stdout, os.Stderr))
 }
 
 // Logs prints the whole output of a run, running or finished, without following it.
 func (Run) Logs(ctx context.Context, id string) error {
-	cs, err := clientset()
+	cfg, cs, err := runsSetup()
 	if err != nil {
 		return exitCode(err)
 	}
-	job, err := runner.Find(ctx, cs, config.Get(config.EnvNamespace), id)
+	job, err := runner.Find(ctx, cs, cfg.Env.Namespace, id)
 	if err != nil {
 		return exitCode(err)
 	}
@@ -92,11 +88,11 @@ func (Run) Logs(ctx context.Context, id string) error {
 
 // Status shows one run's state, exit code, and the reason when it is stuck or failed.
 func (Run) Status(ctx context.Context, id string) error {
-	cs, err := clientset()
+	cfg, cs, err := runsSetup()
 	if err != nil {
 		return exitCode(err)
 	}
-	info, err := runner.Status(ctx, cs, config.Get(config.EnvNamespace), id)
+	info, err := runner.Status(ctx, cs, cfg.Env.Namespace, id)
 	if err != nil {
 		return exitCode(err)
 	}
@@ -106,11 +102,11 @@ func (Run) Status(ctx context.Context, id string) error {
 
 // Cancel stops a run: deletes its Job, pod and Secret, and says what was stopped.
 func (Run) Cancel(ctx context.Context, id string) error {
-	cs, err := clientset()
+	cfg, cs, err := runsSetup()
 	if err != nil {
 		return exitCode(err)
 	}
-	job, err := runner.Find(ctx, cs, config.Get(config.EnvNamespace), id)
+	job, err := runner.Find(ctx, cs, cfg.Env.Namespace, id)
 	if err != nil {
 		return exitCode(err)
 	}
@@ -123,11 +119,11 @@ func (Run) Cancel(ctx context.Context, id string) error {
 
 // List shows the runs in ENV_NAMESPACE (or every namespace you can see): id, test, image, state, age, result.
 func (Run) List(ctx context.Context) error {
-	cs, err := clientset()
+	cfg, cs, err := runsSetup()
 	if err != nil {
 		return exitCode(err)
 	}
-	runs, err := runner.List(ctx, cs, config.Get(config.EnvNamespace))
+	runs, err := runner.List(ctx, cs, cfg.Env.Namespace)
 	if err != nil {
 		return exitCode(err)
 	}
@@ -144,12 +140,19 @@ func runRemote(ctx context.Context, detach bool) error {
 	return exitCode(pipeline.Remote(ctx, o))
 }
 
-func clientset() (kubernetes.Interface, error) {
+// runsSetup runs the validation pass of the targets that manage runs
+// (attach, logs, status, list, cancel) and connects to the cluster.
+func runsSetup() (*config.Config, kubernetes.Interface, error) {
+	cfg, err := config.Load(config.ForRuns...)
+	if err != nil {
+		return nil, nil, err
+	}
 	kc, err := kube.Load()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return kc.Clientset()
+	cs, err := kc.Clientset()
+	return cfg, cs, err
 }
 
 // exitCode gives every failure an exit code: the run's own, or 89 when

@@ -116,10 +116,14 @@ func Keep(k config.Keep) Option {
 // It contacts nothing; Run does.
 func New(t testing.TB, opts ...Option) *Env {
 	t.Helper()
-	cfg, err := config.LoadEnv()
+	// The validation pass of the in-test form: environment and run
+	// variables (image paths do not exist in the test's directory nor in
+	// the remote pod).
+	c, err := config.Load(config.ForTest...)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
+	cfg := c.Env
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	e := &Env{t: t, ctx: ctx, cfg: cfg, images: map[string]string{}, values: map[string]map[string]any{},

@@ -2,8 +2,12 @@
 //
 // Every setting is an environment variable, declared once in a Var so that
 // help text, `mage config` and validation all come from the same place.
-// Loaders validate up front and return errors that name the variable, the
-// bad value and what would be right.
+// Load is the one validation pass every target runs before any work: it
+// checks every variable of the areas the target uses, on its own and
+// against the others, and reports every problem at once (exit status 89),
+// each naming the variable, its value (redacted when secret) and what
+// would be right. IsSecret, RedactText and Reserved are the rules the rest
+// of testship shares for secrets and for what reaches the remote test.
 package config
 
 import (
@@ -11,10 +15,8 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 )
 
 // Var documents one environment variable.
@@ -74,46 +76,6 @@ func Help(w io.Writer, areas ...string) {
 	tw.Flush()
 }
 
-// Print writes the effective value of every declared variable, secrets
-// redacted, and where each value came from.
-func Print(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VARIABLE\tVALUE\tSOURCE")
-	for _, v := range Vars() {
-		val, set := os.LookupEnv(v.Name)
-		src := "environment"
-		if !set {
-			val, src = v.Default, "default"
-		}
-		if v.Secret && val != "" {
-			val = "<redacted>"
-		}
-		if val == "" {
-			val = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, val, src)
-	}
-	tw.Flush()
-	if n := len(SecretNames()); n > 0 {
-		fmt.Fprintf(w, "\n%d secret variable(s) set (values never shown): %s\n", n, strings.Join(SecretNames(), ", "))
-	}
-}
-
-// Error is a configuration error naming the variable, its value and what
-// would be right.
-type Error struct {
-	Name, Value, Want string
-}
-
-func (e *Error) Error() string {
-	v := vars[e.Name]
-	val := strconv.Quote(e.Value)
-	if v.Secret {
-		val = "<redacted>"
-	}
-	return fmt.Sprintf("%s=%s is not valid: want %s", e.Name, val, e.Want)
-}
-
 // Get returns the variable's value, or its declared default when unset or
 // empty.
 func Get(name string) string {
@@ -121,31 +83,6 @@ func Get(name string) string {
 		return val
 	}
 	return vars[name].Default
-}
-
-// Bool parses a boolean variable (true/false/1/0/yes/no, any case).
-func Bool(name string) (bool, error) {
-	val := Get(name)
-	switch strings.ToLower(val) {
-	case "", "0", "false", "no", "off":
-		return false, nil
-	case "1", "true", "yes", "on":
-		return true, nil
-	}
-	return false, &Error{Name: name, Value: val, Want: "true or false"}
-}
-
-// Duration parses a Go duration such as 30m or 1h30m.
-func Duration(name string) (time.Duration, error) {
-	val := Get(name)
-	if val == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(val)
-	if err != nil || d < 0 {
-		return 0, &Error{Name: name, Value: val, Want: "a positive Go duration such as 90s, 30m or 2h"}
-	}
-	return d, nil
 }
 
 // SecretPrefix marks variables whose values go to the remote test through a
@@ -159,39 +96,3 @@ const ForwardPrefix = "TEST_"
 // SecretVars names extra variables, comma-separated, that are secret.
 var SecretVars = Declare(Var{Name: "TESTSHIP_SECRET_VARS", Area: "run",
 	Help: "comma-separated names of extra variables to pass to the remote test as secrets"})
-
-// SecretNames lists the names of set variables that are secrets: every
-// E2E_TEST_* variable and those listed in TESTSHIP_SECRET_VARS.
-func SecretNames() []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, SecretPrefix) && !seen[name] {
-			seen[name] = true
-			out = append(out, name)
-		}
-	}
-	for _, name := range strings.Split(Get(SecretVars), ",") {
-		name = strings.TrimSpace(name)
-		if _, set := os.LookupEnv(name); name != "" && set && !seen[name] {
-			seen[name] = true
-			out = append(out, name)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// IsSecret reports whether the named variable's value must never be shown.
-func IsSecret(name string) bool {
-	if strings.HasPrefix(name, SecretPrefix) || vars[name].Secret {
-		return true
-	}
-	for _, s := range strings.Split(Get(SecretVars), ",") {
-		if strings.TrimSpace(s) == name {
-			return true
-		}
-	}
-	return false
-}

@@ -2,9 +2,16 @@ package config
 
 import (
 	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"helm.sh/helm/v3/pkg/strvals"
 )
 
 // Environment variables of the environment step (env:deploy, env:status,
@@ -13,7 +20,7 @@ var (
 	EnvNamespace = Declare(Var{Name: "ENV_NAMESPACE", Area: "env",
 		Help: "namespace of the test environment; generated from owner and branch (or CI run) when unset"})
 	EnvCharts = Declare(Var{Name: "TESTSHIP_CHARTS", Default: "link", Area: "env",
-		Help: "charts of the environment, comma-separated: NAME (from charts/NAME), NAME=./dir, NAME=oci://host/repo/chart:version or NAME=https://repo.example.com#chart@version"})
+		Help: "charts of the environment, comma-separated: NAME (from charts/NAME), NAME=./dir, NAME=oci://host/repo/chart:version or NAME=https://repo.example.com#chart@version; none: a namespace only, no chart"})
 	EnvLocalCharts = Declare(Var{Name: "LOCAL_CHARTS", Default: "false", Area: "env",
 		Help: "true: read charts from TESTSHIP_CHARTS_DIR on disk instead of the copies embedded in the binary"})
 	EnvChartsDir = Declare(Var{Name: "TESTSHIP_CHARTS_DIR", Default: "charts", Area: "env",
@@ -81,8 +88,18 @@ var releaseName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
-// ParseCharts parses a TESTSHIP_CHARTS value.
+// NoCharts is the TESTSHIP_CHARTS value for an environment that is a
+// namespace only, with no Helm release.
+const NoCharts = "none"
+
+// ParseCharts parses a TESTSHIP_CHARTS value: NAME (charts/NAME),
+// NAME=./dir or archive, NAME=oci://host/repo/chart[:version|@version],
+// NAME=https://repo#chart[@version]; "none" is no chart at all.
 func ParseCharts(s string) ([]ChartRef, error) {
+	if strings.EqualFold(strings.TrimSpace(s), NoCharts) {
+		return nil, nil
+	}
+	c := &checker{}
 	var out []ChartRef
 	seen := map[string]bool{}
 	for _, item := range strings.Split(s, ",") {
@@ -93,59 +110,219 @@ func ParseCharts(s string) ([]ChartRef, error) {
 		name, src, _ := strings.Cut(item, "=")
 		name, src = strings.TrimSpace(name), strings.TrimSpace(src)
 		if !releaseName.MatchString(name) || len(name) > 53 {
-			return nil, &Error{Name: EnvCharts, Value: s, Want: fmt.Sprintf("chart names of lower-case letters, digits and '-' (at most 53), not %q", name)}
+			c.bad(EnvCharts, s, fmt.Sprintf("chart name %q", name), "chart names of lower-case letters, digits and '-' (at most 53)")
+			continue
 		}
 		if seen[name] {
-			return nil, &Error{Name: EnvCharts, Value: s, Want: fmt.Sprintf("each chart once (%q is twice)", name)}
+			c.bad(EnvCharts, s, fmt.Sprintf("chart %q is named twice", name), "each chart once")
+			continue
 		}
 		seen[name] = true
+		if detail := checkChartSource(src); detail != "" {
+			c.bad(EnvCharts, s, fmt.Sprintf("chart %s: %s", name, detail),
+				"NAME, NAME=./dir, NAME=oci://host/repo/chart[:version] or NAME=https://repo.example.com#chart@version per chart, or none")
+			continue
+		}
 		out = append(out, ChartRef{Name: name, Source: src})
 	}
-	if len(out) == 0 {
-		return nil, &Error{Name: EnvCharts, Value: s, Want: "at least one chart, e.g. link"}
+	if len(out) == 0 && len(c.problems) == 0 {
+		c.bad(EnvCharts, s, "", "at least one chart, e.g. link, or none for a namespace without charts")
 	}
-	return out, nil
+	return out, c.err()
 }
 
-// ValidNamespace checks a namespace name.
+var ociRef = regexp.MustCompile(`^oci://[^/\s]+(/[^/\s]+)+$`)
+
+// checkChartSource says what is wrong with a chart source, or "".
+func checkChartSource(src string) string {
+	switch {
+	case src == "":
+		return ""
+	case strings.HasPrefix(src, "oci://"):
+		if !ociRef.MatchString(src) {
+			return fmt.Sprintf("%q needs a host and a repository path after oci://", src)
+		}
+		// The reference (without a version given as @version) must parse.
+		ref := strings.TrimPrefix(src, "oci://")
+		if i := strings.LastIndex(ref, "@"); i > strings.LastIndex(ref, "/") {
+			ref = ref[:i]
+		}
+		if _, err := name.ParseReference(ref); err != nil {
+			return fmt.Sprintf("%q is not a valid OCI reference", src)
+		}
+		return ""
+	case strings.HasPrefix(src, "https://"), strings.HasPrefix(src, "http://"):
+		repo, chart, ok := strings.Cut(src, "#")
+		if u, err := url.Parse(repo); err != nil || u.Host == "" {
+			return fmt.Sprintf("%q has no repository host", src)
+		}
+		if ch, _, _ := strings.Cut(chart, "@"); !ok || ch == "" {
+			return fmt.Sprintf("%q names no chart: write https://repo.example.com#chart@version", src)
+		}
+		return ""
+	case strings.Contains(src, "://"):
+		return fmt.Sprintf("%q: only oci://, https:// and http:// sources are supported", src)
+	case strings.HasPrefix(src, "-"):
+		return fmt.Sprintf("%q starts with '-'", src)
+	}
+	// A path on disk, looked up from the working directory upwards like
+	// the environment step does; not checked inside the remote pod, which
+	// connects to the environment and loads no chart.
+	if strings.EqualFold(os.Getenv("TESTSHIP_REMOTE"), "true") {
+		return ""
+	}
+	if !existsUp(src) {
+		wd, _ := os.Getwd()
+		return fmt.Sprintf("%s does not exist (looked up from %s and its parents)", src, wd)
+	}
+	return ""
+}
+
+// existsUp reports whether p exists, as is when absolute, else relative to
+// the working directory or one of its parents.
+func existsUp(p string) bool {
+	if filepath.IsAbs(p) {
+		_, err := os.Stat(p)
+		return err == nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return false
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, p)); err == nil {
+			return true
+		}
+		if filepath.Dir(d) == d {
+			return false
+		}
+	}
+}
+
+// ValidNamespace checks a namespace name: a DNS label, not kube-*.
 func ValidNamespace(ns string) error {
 	if len(ns) > 63 || !dnsLabel.MatchString(ns) {
 		return &Error{Name: EnvNamespace, Value: ns, Want: "a DNS label: lower-case letters, digits and '-', at most 63, starting and ending alphanumeric"}
 	}
+	if strings.HasPrefix(ns, "kube-") {
+		return &Error{Name: EnvNamespace, Value: ns, Detail: "kube-* namespaces belong to Kubernetes itself and testship deletes what it deploys",
+			Want: "a namespace of your own, or unset to generate one"}
+	}
 	return nil
 }
 
-// LoadEnv reads and validates the environment step's variables.
+// LoadEnv reads and validates the environment step's variables (the env
+// area of Load).
 func LoadEnv() (Env, error) {
+	c := &checker{}
+	e := loadEnv(c)
+	return e, c.err()
+}
+
+func loadEnv(c *checker) Env {
 	var e Env
 	var err error
 	e.Namespace = Get(EnvNamespace)
 	if e.Namespace != "" {
-		if err := ValidNamespace(e.Namespace); err != nil {
-			return e, err
+		c.add(EnvNamespace, ValidNamespace(e.Namespace))
+	}
+	e.Charts, err = ParseCharts(Get(EnvCharts))
+	c.add(EnvCharts, err)
+	chartsOK := err == nil
+	e.LocalCharts = c.bool(EnvLocalCharts)
+	e.ChartsDir = Get(EnvChartsDir)
+	if e.LocalCharts && !strings.EqualFold(os.Getenv("TESTSHIP_REMOTE"), "true") && !existsUp(e.ChartsDir) {
+		wd, _ := os.Getwd()
+		c.bad(EnvChartsDir, e.ChartsDir, "with LOCAL_CHARTS=true it must exist (looked up from "+wd+" and its parents)", "the directory holding the charts, such as charts")
+	}
+	e.Keep, err = ParseKeep(Get(EnvKeep))
+	c.add(EnvKeep, err)
+	e.Timeout = c.duration(EnvTimeout, time.Second, 24*time.Hour)
+	e.Set = Get(EnvSet)
+	e.Failed = c.bool(EnvFailed)
+	if !chartsOK {
+		return e // the checks below against the charts would only repeat it
+	}
+	checkSet(c, e.Set, e.Charts)
+	checkImageVars(c, e.Charts)
+	return e
+}
+
+func chartNames(charts []ChartRef) string {
+	if len(charts) == 0 {
+		return "none (TESTSHIP_CHARTS=none)"
+	}
+	var names []string
+	for _, ch := range charts {
+		names = append(names, ch.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func hasChart(charts []ChartRef, name string) bool {
+	for _, ch := range charts {
+		if ch.Name == name {
+			return true
 		}
 	}
-	if e.Charts, err = ParseCharts(Get(EnvCharts)); err != nil {
-		return e, err
+	return false
+}
+
+// checkSet checks ENV_SET: Helm --set syntax, each first key a chart of
+// TESTSHIP_CHARTS with keys below it.
+func checkSet(c *checker, set string, charts []ChartRef) {
+	if set == "" {
+		return
 	}
-	if e.LocalCharts, err = Bool(EnvLocalCharts); err != nil {
-		return e, err
+	want := "Helm --set syntax, first key a chart of TESTSHIP_CHARTS (" + chartNames(charts) + "), e.g. link.message=hi,link.replicas=3"
+	all := map[string]any{}
+	if err := strvals.ParseInto(set, all); err != nil {
+		c.bad(EnvSet, set, err.Error(), want)
+		return
 	}
-	e.ChartsDir = Get(EnvChartsDir)
-	if e.Keep, err = ParseKeep(Get(EnvKeep)); err != nil {
-		return e, err
+	keys := make([]string, 0, len(all))
+	for k := range all {
+		keys = append(keys, k)
 	}
-	if e.Timeout, err = Duration(EnvTimeout); err != nil {
-		return e, err
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !hasChart(charts, k) {
+			c.bad(EnvSet, set, fmt.Sprintf("%q is not a chart of TESTSHIP_CHARTS", k), want)
+		} else if _, ok := all[k].(map[string]any); !ok {
+			c.bad(EnvSet, set, fmt.Sprintf("%q needs keys below the chart name", k), want)
+		}
 	}
-	if e.Timeout == 0 {
-		return e, &Error{Name: EnvTimeout, Value: Get(EnvTimeout), Want: "a positive Go duration such as 90s or 5m"}
+}
+
+const imageVarPrefix = "TESTSHIP_IMAGE_"
+
+// checkImageVars checks every set TESTSHIP_IMAGE_<CHART>: it names a chart
+// of TESTSHIP_CHARTS and holds an image reference.
+func checkImageVars(c *checker, charts []ChartRef) {
+	for _, n := range imageVarNames() {
+		val := strings.TrimSpace(os.Getenv(n))
+		known := false
+		for _, ch := range charts {
+			known = known || ImageVar(ch.Name) == n
+		}
+		if !known {
+			var want []string
+			for _, ch := range charts {
+				want = append(want, ImageVar(ch.Name))
+			}
+			if len(want) == 0 {
+				want = []string{"none (no chart in TESTSHIP_CHARTS)"}
+			}
+			c.bad(n, val, "it names no chart of TESTSHIP_CHARTS ("+chartNames(charts)+")", "one of "+strings.Join(want, ", ")+", or unset")
+			continue
+		}
+		if val == "" {
+			continue
+		}
+		if _, err := name.ParseReference(val); err != nil {
+			c.bad(n, val, "", "an image reference such as 127.0.0.1:5000/testship/link:v1 or …@sha256:<digest>")
+		}
 	}
-	e.Set = Get(EnvSet)
-	if e.Failed, err = Bool(EnvFailed); err != nil {
-		return e, err
-	}
-	return e, nil
 }
 
 // ImageVar is the variable that overrides the image of a chart:

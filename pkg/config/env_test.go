@@ -42,11 +42,11 @@ func TestKeeps(t *testing.T) {
 }
 
 func TestParseCharts(t *testing.T) {
-	got, err := ParseCharts(" link , db=./charts/db,cache=oci://127.0.0.1:5000/charts/cache:1.0.0")
+	got, err := ParseCharts(" link , db=./charts/link,cache=oci://127.0.0.1:5000/charts/cache:1.0.0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []ChartRef{{"link", ""}, {"db", "./charts/db"}, {"cache", "oci://127.0.0.1:5000/charts/cache:1.0.0"}}
+	want := []ChartRef{{"link", ""}, {"db", "./charts/link"}, {"cache", "oci://127.0.0.1:5000/charts/cache:1.0.0"}}
 	if len(got) != len(want) {
 		t.Fatalf("got %v", got)
 	}

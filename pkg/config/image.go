@@ -2,9 +2,12 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"os"
 	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -79,9 +82,16 @@ func ParseECRHost(host string) (account, region string, ok bool) {
 	return m[1], m[2], true
 }
 
-// LoadImage reads and validates the image pipeline's variables.
+// LoadImage reads and validates the image pipeline's variables (the image
+// area of Load).
 func LoadImage() (Image, error) {
-	c := Image{
+	c := &checker{}
+	img := loadImage(c)
+	return img, c.err()
+}
+
+func loadImage(c *checker) Image {
+	img := Image{
 		Registry:     Get(Registry),
 		RegistryType: strings.ToLower(Get(RegistryType)),
 		Repository:   Get(Repository),
@@ -92,52 +102,140 @@ func LoadImage() (Image, error) {
 		StateDir:     Get(StateDir),
 		Progress:     strings.ToLower(Get(Progress)),
 	}
-	if _, err := name.NewRegistry(c.Registry, name.StrictValidation); err != nil || strings.ContainsAny(c.Registry, "/@") {
-		return c, &Error{Name: Registry, Value: c.Registry, Want: "a registry host[:port] without a scheme or path, e.g. 127.0.0.1:5000 or 123456789012.dkr.ecr.eu-west-1.amazonaws.com"}
-	}
-	switch c.RegistryType {
+	c.add(Registry, checkRegistry(img.Registry))
+	switch img.RegistryType {
 	case "auto":
-		c.RegistryType = "oci"
-		if _, _, ok := ParseECRHost(c.Registry); ok {
-			c.RegistryType = "ecr"
+		img.RegistryType = "oci"
+		if _, _, ok := ParseECRHost(img.Registry); ok {
+			img.RegistryType = "ecr"
 		}
-	case "ecr", "oci":
+	case "ecr":
+		// An ECR token goes to an ECR host only; a loopback host is the
+		// fake ECR of tests (AWS_ENDPOINT_URL_ECR set).
+		_, _, isECR := ParseECRHost(img.Registry)
+		if !isECR && !(isLoopbackHost(img.Registry) && os.Getenv("AWS_ENDPOINT_URL_ECR") != "") {
+			c.bad(RegistryType, Get(RegistryType), "TESTSHIP_REGISTRY="+ShowValue(Registry, img.Registry)+" is not an ECR host, and an ECR token must go to ECR only",
+				"oci (or auto) for this registry, or an ECR registry <account>.dkr.ecr.<region>.amazonaws.com")
+		}
+	case "oci":
 	default:
-		return c, &Error{Name: RegistryType, Value: c.RegistryType, Want: "auto, ecr or oci"}
+		c.bad(RegistryType, img.RegistryType, "", "auto, ecr or oci")
 	}
-	if !repoRe.MatchString(c.Repository) {
-		return c, &Error{Name: Repository, Value: c.Repository, Want: "a lowercase repository path such as testship or team/soak"}
+	if !repoRe.MatchString(img.Repository) {
+		c.bad(Repository, img.Repository, "", "a lowercase repository path such as testship or team/soak")
 	}
-	if !strings.HasPrefix(c.TestPackage, ".") && !strings.Contains(c.TestPackage, "/") {
-		return c, &Error{Name: TestPackage, Value: c.TestPackage, Want: "a Go package path such as ./tests/link"}
+	if !strings.HasPrefix(img.TestPackage, ".") && !strings.Contains(img.TestPackage, "/") {
+		c.bad(TestPackage, img.TestPackage, "", "a Go package path such as ./tests/link")
+	} else {
+		c.add(TestPackage, checkPackage(TestPackage, img.TestPackage, img.TestPackage, "a Go package path such as ./tests/link"))
 	}
-	if !tagsRe.MatchString(c.TestTags) {
-		return c, &Error{Name: TestTags, Value: c.TestTags, Want: "comma-separated build tags such as e2e or e2e,soak"}
+	if !tagsRe.MatchString(img.TestTags) {
+		c.bad(TestTags, img.TestTags, "", "comma-separated build tags such as e2e or e2e,soak")
 	}
-	if !contains(Platforms, c.Platform) {
-		return c, &Error{Name: Platform, Value: c.Platform, Want: "one of " + strings.Join(Platforms, ", ")}
+	if !contains(Platforms, img.Platform) {
+		c.bad(Platform, img.Platform, "", "one of "+strings.Join(Platforms, ", "))
 	}
-	if c.BaseFrom != "scratch" {
-		if _, err := name.ParseReference(c.BaseFrom); err != nil {
-			return c, &Error{Name: BaseFrom, Value: c.BaseFrom, Want: "scratch or an image reference such as debian:bookworm-slim"}
+	if img.BaseFrom != "scratch" {
+		if _, err := name.ParseReference(img.BaseFrom); err != nil {
+			c.bad(BaseFrom, img.BaseFrom, "", "scratch or an image reference such as debian:bookworm-slim")
 		}
 	}
-	switch c.Progress {
+	if img.StateDir == "" || strings.HasPrefix(img.StateDir, "-") {
+		c.bad(StateDir, img.StateDir, "", "a directory path such as .testship")
+	}
+	switch img.Progress {
 	case "auto", "tty", "plain":
 	default:
-		return c, &Error{Name: Progress, Value: c.Progress, Want: "auto, tty or plain"}
+		c.bad(Progress, img.Progress, "", "auto, tty or plain")
 	}
 	apps, err := parseApps(Get(Apps))
-	if err != nil {
-		return c, err
+	c.add(Apps, err)
+	img.Apps = apps
+	return img
+}
+
+// checkRegistry checks a registry host[:port]: no scheme, path or
+// credentials, a DNS name or IP, a port from 1 to 65535.
+func checkRegistry(reg string) error {
+	want := "a registry host[:port] without a scheme or path, e.g. 127.0.0.1:5000 or 123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+	bad := func(detail string) error { return &Error{Name: Registry, Value: reg, Detail: detail, Want: want} }
+	switch {
+	case strings.Contains(reg, "://"):
+		return bad("a scheme does not belong there")
+	case strings.Contains(reg, "@"):
+		return bad("credentials do not belong there (log in with docker login, or ECR's AWS credentials)")
+	case strings.Contains(reg, "/"):
+		return bad("a path does not belong there (the repository prefix is TESTSHIP_REPOSITORY)")
 	}
-	c.Apps = apps
-	return c, nil
+	host, port := reg, ""
+	if h, p, err := net.SplitHostPort(reg); err == nil {
+		host, port = h, p
+		if port == "" {
+			return bad("the port is empty")
+		}
+	} else if strings.Count(reg, ":") == 1 {
+		return bad("the port is empty or the address malformed")
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return bad("the port must be a number from 1 to 65535")
+		}
+	}
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	if strings.HasSuffix(host, ".") || len(host) > 253 || !hostRe.MatchString(strings.ToLower(host)) {
+		return bad("the host must be an IP address or a DNS name of letters, digits, '-' and '.' (no '_')")
+	}
+	if _, err := name.NewRegistry(reg, name.StrictValidation); err != nil {
+		return bad(err.Error())
+	}
+	return nil
+}
+
+var hostRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+// isLoopbackHost reports whether a registry's host is this machine.
+func isLoopbackHost(reg string) bool {
+	host := reg
+	if h, _, err := net.SplitHostPort(reg); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkPackage checks a Go package path given to go: it must not start
+// with '-' (go would read it as a flag), and a relative path must be an
+// existing directory (a trailing /... allowed).
+func checkPackage(varName, value, pkg, want string) error {
+	if strings.HasPrefix(pkg, "-") {
+		return &Error{Name: varName, Value: value, Detail: quote(pkg) + " starts with '-' and would reach go as a flag", Want: want}
+	}
+	if pkg != "." && pkg != ".." && !strings.HasPrefix(pkg, "./") && !strings.HasPrefix(pkg, "../") {
+		return nil // an import path: go resolves it
+	}
+	dir := strings.TrimSuffix(strings.TrimSuffix(pkg, "..."), "/")
+	if dir == "" {
+		dir = "."
+	}
+	st, err := os.Stat(dir)
+	if err != nil || !st.IsDir() {
+		wd, _ := os.Getwd()
+		return &Error{Name: varName, Value: value, Detail: fmt.Sprintf("directory %s does not exist (relative to %s)", pkg, wd), Want: want}
+	}
+	return nil
 }
 
 func parseApps(val string) ([]App, error) {
+	c := &checker{}
 	var apps []App
 	seen := map[string]bool{}
+	want := "name=package pairs such as link=./tests/link/cmd/link, names lowercase letters, digits and dashes, not base or test"
 	for _, item := range strings.Split(val, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
@@ -145,15 +243,19 @@ func parseApps(val string) ([]App, error) {
 		}
 		n, pkg, ok := strings.Cut(item, "=")
 		n, pkg = strings.TrimSpace(n), strings.TrimSpace(pkg)
-		want := "name=package pairs such as link=./tests/link/cmd/link, names lowercase letters, digits and dashes, not base or test"
 		if !ok || pkg == "" || !appNameRe.MatchString(n) || n == "base" || n == "test" || seen[n] {
-			return nil, &Error{Name: Apps, Value: val, Want: want}
+			c.bad(Apps, val, "item "+quote(item), want)
+			continue
+		}
+		if err := checkPackage(Apps, val, pkg, want); err != nil {
+			c.add(Apps, err)
+			continue
 		}
 		seen[n] = true
 		apps = append(apps, App{Name: n, Package: pkg})
 	}
 	sort.Slice(apps, func(i, j int) bool { return apps[i].Name < apps[j].Name })
-	return apps, nil
+	return apps, c.err()
 }
 
 // ImageRef returns the repository (without tag) of the named image.

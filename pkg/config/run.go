@@ -2,8 +2,12 @@ package config
 
 import (
 	"fmt"
+	"os"
+	"regexp"
 	"strings"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -70,166 +74,198 @@ type Run struct {
 	FromStart        bool
 }
 
-// LoadRun reads and validates the run variables.
+// Bounds of the run's durations.
+const (
+	maxRunTimeout = 30 * 24 * time.Hour // a test running a month is a mistake
+	maxRunTTL     = 90 * 24 * time.Hour // ttlSecondsAfterFinished is an int32; keep it sane
+)
+
+// LoadRun reads and validates the run variables (the run area of Load).
 func LoadRun() (Run, error) {
+	c := &checker{}
+	r := loadRun(c)
+	return r, c.err()
+}
+
+func loadRun(c *checker) Run {
 	var r Run
 	var err error
 	r.Pattern = Get(RunPattern)
-	if r.Timeout, err = Duration(RunTimeout); err != nil {
-		return r, err
-	}
-	if r.Timeout == 0 {
-		return r, &Error{Name: RunTimeout, Value: Get(RunTimeout), Want: "a positive Go duration such as 30m"}
-	}
-	if r.WaitTimeout, err = Duration(RunWaitTimeout); err != nil {
-		return r, err
-	}
-	if r.NewRun, err = Bool(RunNew); err != nil {
-		return r, err
-	}
-	if r.Detach, err = Bool(RunDetach); err != nil {
-		return r, err
-	}
+	checkPattern(c, r.Pattern)
+	r.Timeout = c.duration(RunTimeout, time.Second, maxRunTimeout)
+	r.WaitTimeout = c.duration(RunWaitTimeout, time.Second, maxRunTimeout)
+	r.NewRun = c.bool(RunNew)
+	r.Detach = c.bool(RunDetach)
 	r.JobImage = Get(RunJobImage)
+	if r.JobImage != "" {
+		if _, err := name.ParseReference(r.JobImage); err != nil || strings.HasPrefix(r.JobImage, "-") {
+			c.bad(RunJobImage, r.JobImage, "", "an image reference such as 127.0.0.1:5000/testship/test@sha256:<digest> (the test_image output of image:push)")
+		}
+	}
 	switch v := strings.ToLower(Get(RunOnInterrupt)); v {
 	case "cancel", "":
 	case "leave":
 		r.LeaveOnInterrupt = true
 	default:
-		return r, &Error{Name: RunOnInterrupt, Value: v, Want: "cancel or leave"}
+		c.bad(RunOnInterrupt, v, "", "cancel or leave")
 	}
-	r.Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
+	r.Resources = loadResources(c)
+	r.NodeSelector, err = ParseNodeSelector(Get(RunNodeSelector))
+	c.add(RunNodeSelector, err)
+	r.Tolerations, err = ParseTolerations(Get(RunTolerations))
+	c.add(RunTolerations, err)
+	r.DoNotEvict = c.bool(RunDoNotEvict)
+	r.TTL = c.duration(RunTTL, time.Minute, maxRunTTL)
+	r.Rules, err = ParseRules(Get(RunRules))
+	c.add(RunRules, err)
+	r.JUnit = Get(RunJUnit)
+	if r.JUnit != "" {
+		if st, err := os.Stat(r.JUnit); err == nil && st.IsDir() {
+			c.bad(RunJUnit, r.JUnit, "it is a directory", "a file path such as reports/junit.xml (the .json events go next to it)")
+		} else if strings.HasPrefix(r.JUnit, "-") {
+			c.bad(RunJUnit, r.JUnit, "", "a file path such as reports/junit.xml")
+		}
+	}
+	r.FromStart = c.bool(RunFromStart)
+	checkForwarded(c, os.Environ())
+	return r
+}
+
+// loadResources reads the test container's requests and limits; a request
+// must not exceed its limit.
+func loadResources(c *checker) corev1.ResourceRequirements {
+	res := corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
 	for _, q := range []struct {
 		name string
 		list corev1.ResourceList
 		res  corev1.ResourceName
 	}{
-		{RunCPURequest, r.Resources.Requests, corev1.ResourceCPU},
-		{RunMemoryRequest, r.Resources.Requests, corev1.ResourceMemory},
-		{RunCPULimit, r.Resources.Limits, corev1.ResourceCPU},
-		{RunMemoryLimit, r.Resources.Limits, corev1.ResourceMemory},
+		{RunCPURequest, res.Requests, corev1.ResourceCPU},
+		{RunMemoryRequest, res.Requests, corev1.ResourceMemory},
+		{RunCPULimit, res.Limits, corev1.ResourceCPU},
+		{RunMemoryLimit, res.Limits, corev1.ResourceMemory},
 	} {
 		val := Get(q.name)
 		if val == "" {
 			continue
 		}
-		qty, perr := resource.ParseQuantity(val)
-		if perr != nil || qty.Sign() <= 0 {
-			return r, &Error{Name: q.name, Value: val, Want: "a positive Kubernetes quantity such as 500m, 2, 256Mi or 1Gi"}
+		qty, err := resource.ParseQuantity(val)
+		if err != nil || qty.Sign() <= 0 {
+			c.bad(q.name, val, "", "a positive Kubernetes quantity such as 500m, 2, 256Mi or 1Gi")
+			continue
 		}
 		q.list[q.res] = qty
 	}
-	if r.NodeSelector, err = ParseNodeSelector(Get(RunNodeSelector)); err != nil {
-		return r, err
+	for _, p := range []struct {
+		req, lim string
+		res      corev1.ResourceName
+	}{{RunCPURequest, RunCPULimit, corev1.ResourceCPU}, {RunMemoryRequest, RunMemoryLimit, corev1.ResourceMemory}} {
+		req, okr := res.Requests[p.res]
+		lim, okl := res.Limits[p.res]
+		if okr && okl && req.Cmp(lim) > 0 {
+			c.bad(p.req, Get(p.req), fmt.Sprintf("the request is above the limit %s=%s", p.lim, Get(p.lim)),
+				fmt.Sprintf("a request at most %s (or a higher %s)", p.lim, p.lim))
+		}
 	}
-	if r.Tolerations, err = ParseTolerations(Get(RunTolerations)); err != nil {
-		return r, err
-	}
-	if r.DoNotEvict, err = Bool(RunDoNotEvict); err != nil {
-		return r, err
-	}
-	if r.TTL, err = Duration(RunTTL); err != nil {
-		return r, err
-	}
-	if r.Rules, err = ParseRules(Get(RunRules)); err != nil {
-		return r, err
-	}
-	r.JUnit = Get(RunJUnit)
-	if r.FromStart, err = Bool(RunFromStart); err != nil {
-		return r, err
-	}
-	return r, nil
+	return res
 }
 
-// ParseNodeSelector parses key=value,key=value.
+// checkPattern checks TESTSHIP_RUN: go test splits it on '/' (outside
+// brackets and parentheses), and each part must compile as a regexp.
+func checkPattern(c *checker, pattern string) {
+	if pattern == "" {
+		return
+	}
+	if strings.HasPrefix(pattern, "-") {
+		c.bad(RunPattern, pattern, "", "a go test -run pattern such as ^TestLink$ or TestLink/sub")
+		return
+	}
+	for _, part := range splitPattern(pattern) {
+		if _, err := regexp.Compile(part); err != nil {
+			c.bad(RunPattern, pattern, err.Error(), "a go test -run pattern such as ^TestLink$ or TestLink/sub, each part between '/' a Go regular expression")
+			return
+		}
+	}
+}
+
+// splitPattern splits a -run pattern on '/' like the testing package:
+// not inside [...] or (...), nor after a backslash.
+func splitPattern(s string) []string {
+	var parts []string
+	depth, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '[', '(':
+			depth++
+		case ']', ')':
+			if depth > 0 {
+				depth--
+			}
+		case '/':
+			if depth == 0 {
+				parts = append(parts, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(parts, s[start:])
+}
+
+// ParseNodeSelector parses key=value,key=value; each key once.
 func ParseNodeSelector(s string) (map[string]string, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
+	want := "key=value pairs separated by commas, each key once and a valid label, e.g. kubernetes.io/arch=amd64"
 	out := map[string]string{}
 	for _, kv := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		kv = strings.TrimSpace(kv)
+		k, v, ok := strings.Cut(kv, "=")
 		if !ok || len(validation.IsQualifiedName(k)) > 0 || len(validation.IsValidLabelValue(v)) > 0 {
-			return nil, &Error{Name: RunNodeSelector, Value: s, Want: "key=value pairs separated by commas, each a valid label, e.g. kubernetes.io/arch=amd64"}
+			return nil, &Error{Name: RunNodeSelector, Value: s, Detail: "pair " + quote(kv), Want: want}
+		}
+		if _, dup := out[k]; dup {
+			return nil, &Error{Name: RunNodeSelector, Value: s, Detail: "key " + quote(k) + " is given twice", Want: want}
 		}
 		out[k] = v
 	}
 	return out, nil
 }
 
-// ParseTolerations parses key[=value]:Effect,...
+// ParseTolerations parses key[=value]:Effect,... strictly: no spaces inside
+// an item, key and value valid label parts.
 func ParseTolerations(s string) ([]corev1.Toleration, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
-	bad := &Error{Name: RunTolerations, Value: s, Want: "key[=value]:Effect separated by commas, Effect one of NoSchedule, PreferNoSchedule, NoExecute"}
+	bad := func(item string) error {
+		return &Error{Name: RunTolerations, Value: s, Detail: "toleration " + quote(item),
+			Want: "key[=value]:Effect separated by commas, without spaces, Effect one of NoSchedule, PreferNoSchedule, NoExecute"}
+	}
 	var out []corev1.Toleration
 	for _, item := range strings.Split(s, ",") {
-		kv, effect, ok := strings.Cut(strings.TrimSpace(item), ":")
-		if !ok {
-			return nil, bad
+		item = strings.TrimSpace(item)
+		kv, effect, ok := strings.Cut(item, ":")
+		if !ok || strings.ContainsAny(item, " \t") {
+			return nil, bad(item)
 		}
 		t := corev1.Toleration{Effect: corev1.TaintEffect(effect), Operator: corev1.TolerationOpExists}
 		switch t.Effect {
 		case corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
 		default:
-			return nil, bad
+			return nil, bad(item)
 		}
 		k, v, hasValue := strings.Cut(kv, "=")
-		if k == "" || len(validation.IsQualifiedName(k)) > 0 {
-			return nil, bad
+		if k == "" || len(validation.IsQualifiedName(k)) > 0 || (hasValue && len(validation.IsValidLabelValue(v)) > 0) {
+			return nil, bad(item)
 		}
 		t.Key = k
 		if hasValue {
 			t.Operator, t.Value = corev1.TolerationOpEqual, v
 		}
 		out = append(out, t)
-	}
-	return out, nil
-}
-
-// allowedVerbs are the verbs TESTSHIP_RUNNER_RULES accepts; "*" never.
-var allowedVerbs = map[string]bool{"get": true, "list": true, "watch": true, "create": true, "update": true, "patch": true, "delete": true, "deletecollection": true}
-
-// ParseRules parses verb,verb:resource,resource[.group];...
-func ParseRules(s string) ([]rbacv1.PolicyRule, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	var out []rbacv1.PolicyRule
-	for _, item := range strings.Split(s, ";") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		verbs, resources, ok := strings.Cut(item, ":")
-		if !ok {
-			return nil, &Error{Name: RunRules, Value: s, Want: "verb,verb:resource,resource[.group] separated by ';', e.g. delete:pods;patch:deployments.apps"}
-		}
-		byGroup := map[string][]string{}
-		var groups []string
-		for _, res := range strings.Split(resources, ",") {
-			res = strings.TrimSpace(res)
-			name, group, _ := strings.Cut(res, ".")
-			if name == "" || strings.Contains(res, "*") {
-				return nil, &Error{Name: RunRules, Value: s, Want: fmt.Sprintf("named resources, not %q: wildcards are not allowed", res)}
-			}
-			if _, seen := byGroup[group]; !seen {
-				groups = append(groups, group)
-			}
-			byGroup[group] = append(byGroup[group], name)
-		}
-		var vs []string
-		for _, v := range strings.Split(verbs, ",") {
-			v = strings.ToLower(strings.TrimSpace(v))
-			if !allowedVerbs[v] {
-				return nil, &Error{Name: RunRules, Value: s, Want: fmt.Sprintf("verbs among get, list, watch, create, update, patch, delete, deletecollection, not %q", v)}
-			}
-			vs = append(vs, v)
-		}
-		for _, g := range groups {
-			out = append(out, rbacv1.PolicyRule{APIGroups: []string{g}, Resources: byGroup[g], Verbs: vs})
-		}
 	}
 	return out, nil
 }

@@ -9,14 +9,18 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/testship/testship/pkg/config"
 )
 
 // Enabled reports whether the process runs as a GitHub Actions step.
 func Enabled() bool { return os.Getenv("GITHUB_ACTIONS") == "true" }
 
-// SetOutput appends name=value to $GITHUB_OUTPUT. Multi-line values use the
+// SetOutput appends name=value to $GITHUB_OUTPUT, every secret value
+// (config.RedactText) replaced by <redacted>. Multi-line values use the
 // heredoc form with a random delimiter.
 func SetOutput(name, value string) error {
+	value = config.RedactText(value)
 	if strings.ContainsAny(name, "=\n") || name == "" {
 		return fmt.Errorf("gha: output name %q is not valid: want a name without '=' or newlines", name)
 	}
@@ -30,8 +34,10 @@ func SetOutput(name, value string) error {
 	return appendTo("GITHUB_OUTPUT", line)
 }
 
-// AppendSummary appends Markdown to $GITHUB_STEP_SUMMARY.
+// AppendSummary appends Markdown to $GITHUB_STEP_SUMMARY, every secret
+// value (config.RedactText) replaced by <redacted>.
 func AppendSummary(markdown string) error {
+	markdown = config.RedactText(markdown)
 	if !strings.HasSuffix(markdown, "\n") {
 		markdown += "\n"
 	}

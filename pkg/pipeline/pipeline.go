@@ -44,21 +44,17 @@ type Options struct {
 	Out, Log io.Writer
 }
 
-// Load reads and validates the run, environment and image variables and
-// the cluster's configuration, in that order, with output to the
-// process's standard output and error.
+// Load runs the validation pass of run:remote, run:detached and run:local
+// (config.ForRun: every problem of the run, environment, image and
+// cluster variables at once), then loads the cluster's configuration, with
+// output to the process's standard output and error.
 func Load() (Options, error) {
 	o := Options{Out: os.Stdout, Log: os.Stderr}
-	var err error
-	if o.Run, err = config.LoadRun(); err != nil {
+	cfg, err := config.Load(config.ForRun...)
+	if err != nil {
 		return o, err
 	}
-	if o.Env, err = config.LoadEnv(); err != nil {
-		return o, err
-	}
-	if o.Image, err = config.LoadImage(); err != nil {
-		return o, err
-	}
+	o.Run, o.Env, o.Image = cfg.Run, cfg.Env, cfg.Image
 	o.Kube, err = kube.Load()
 	return o, err
 }

@@ -128,7 +128,7 @@ func TestLabelValue(t *testing.T) {
 }
 
 func TestRBACHasNoWildcards(t *testing.T) {
-	rules, err := config.ParseRules("delete:pods;patch,update:deployments.apps")
+	rules, err := config.ParseRules("delete:pods;patch,update:deployments/scale.apps")
 	if err != nil {
 		t.Fatal(err)
 	}
