@@ -13,6 +13,7 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -148,15 +149,36 @@ func TestRemoteKilledLaunchLeavesNothing(t *testing.T) {
 				t.Errorf("killed after %s: %d objects (%v), want %d", step, len(left), left, want)
 			}
 			if step != "checked" {
-				if err := runner.Cancel(ctx, c.cs, c.ns, o.RunID, true); err != nil {
-					t.Fatal(err)
-				}
+				// Only the Job is deleted (no Cancel, which also releases the
+				// Lease and deletes the Secret): its garbage collection alone
+				// must remove the rest before it goes (foreground).
+				deleteJobForeground(t, c, runner.JobName(o.RunID))
 			}
 			assertGone(t, c, o.RunID)
 		})
 	}
 	if l := labelled(t, c); len(l) > 0 {
 		t.Errorf("left in the namespace: %v", l)
+	}
+}
+
+// deleteJobForeground deletes a Job in the foreground and waits until it is
+// gone, which is after every dependent that blocks its deletion.
+func deleteJobForeground(t *testing.T, c *cluster, name string) {
+	t.Helper()
+	ctx := context.Background()
+	fg := metav1.DeletePropagationForeground
+	if err := c.cs.BatchV1().Jobs(c.ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		_, err := c.cs.BatchV1().Jobs(c.ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Job %s still there a minute after its deletion: %v", name, err)
+		}
 	}
 }
 
