@@ -231,12 +231,14 @@ func TestRunKey(t *testing.T) {
 }
 
 // newFake is a fake clientset that gives created objects a UID and a
-// creation time, as the API server does.
+// creation time, as the API server does. Pods are left as the tests make
+// them: the Wait tests drive a pod by hand, updating the object they
+// created (which this reactor would change under them).
 func newFake(objs ...runtime.Object) *fake.Clientset {
 	cs := fake.NewClientset(objs...)
 	var n atomic.Int64
 	cs.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if obj, err := meta.Accessor(a.(k8stesting.CreateAction).GetObject()); err == nil {
+		if obj, err := meta.Accessor(a.(k8stesting.CreateAction).GetObject()); err == nil && a.GetResource().Resource != "pods" {
 			obj.SetUID(types.UID(fmt.Sprintf("uid-%d", n.Add(1))))
 			obj.SetCreationTimestamp(metav1.Now())
 		}
@@ -847,7 +849,7 @@ func TestWaitWithFakeCluster(t *testing.T) {
 		{"image pull", corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "not found"}}, ExitImagePull, ReasonImagePull},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cs := fake.NewClientset()
+			cs := newFake()
 			run, err := Launch(ctx, cs, testOptions(), io.Discard)
 			if err != nil {
 				t.Fatal(err)
@@ -993,5 +995,36 @@ func TestLineResumerReportsGap(t *testing.T) {
 	r2.read(strings.NewReader(stamp(t1, "b")+stamp(t2, "c")), true)
 	if len(gaps) != 0 {
 		t.Fatalf("gap reported for a complete resume: %v", gaps)
+	}
+}
+
+// A finished run releases its claim: the next identical launch is a new
+// run, with no wait.
+func TestFinishedRunReleasesClaim(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cs := newFake()
+	o := testOptions()
+	run, err := Launch(ctx, cs, o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: run.JobName() + "-x", Namespace: "ns1", Labels: run.Job.Spec.Template.Labels},
+		Spec:       run.Job.Spec.Template.Spec,
+		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}}}},
+	}
+	if _, err := cs.CoreV1().Pods("ns1").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoordinationV1().Leases("ns1").Get(ctx, LeaseName(o), metav1.GetOptions{}); err != nil {
+		t.Fatalf("no claim while the run goes: %v", err)
+	}
+	if res, err := Follow(ctx, cs, run, FollowOptions{}); err != nil || res.ExitCode != 0 {
+		t.Fatalf("follow: %+v %v", res, err)
+	}
+	if _, err := cs.CoordinationV1().Leases("ns1").Get(ctx, LeaseName(o), metav1.GetOptions{}); err == nil {
+		t.Error("the finished run's Lease is still there")
 	}
 }
