@@ -29,16 +29,17 @@ import (
 var (
 	probeOnce sync.Once
 	probeRef  string
+	probeTag  string // the same image by its tag
 )
 
 func probeImage(t testing.TB) string {
 	t.Helper()
 	reg := e2e.Registry(t)
 	probeOnce.Do(func() {
-		tag, _ := testimage.Test(t, reg, "runner-probe", "./pkg/runner/testdata/probe")
+		probeTag, _ = testimage.Test(t, reg, "runner-probe", "./pkg/runner/testdata/probe")
 		// runs are always of a digest (Launch refuses a tag)
 		var err error
-		if probeRef, err = imageref.Resolve(context.Background(), tag); err != nil {
+		if probeRef, err = imageref.Resolve(context.Background(), probeTag); err != nil {
 			t.Errorf("resolve the probe image: %v", err)
 		}
 	})
