@@ -114,10 +114,11 @@ func Launch(ctx context.Context, cs kubernetes.Interface, o Options, out io.Writ
 	if err := step(stepIdentity); err != nil {
 		return nil, err
 	}
-	job, err = jobs.Patch(ctx, job.Name, types.MergePatchType, []byte(`{"spec":{"suspend":false}}`), metav1.PatchOptions{})
+	resumed, err := jobs.Patch(ctx, job.Name, types.MergePatchType, []byte(`{"spec":{"suspend":false}}`), metav1.PatchOptions{})
 	if err != nil {
 		return abandon(fmt.Errorf("runner: start Job %s/%s: %w", o.Namespace, JobName(id), err))
 	}
+	job = resumed
 	if err := step(stepResumed); err != nil {
 		return nil, err
 	}
