@@ -205,6 +205,10 @@ func TestRunKey(t *testing.T) {
 	if RunKey(same) != key {
 		t.Error("the environment description or map identity changes the run key")
 	}
+	same.Image = strings.Replace(base.Image, "/test@", "/test:v1@", 1)
+	if RunKey(same) != key {
+		t.Errorf("a tag beside the digest changes the run key (%s)", same.Image)
+	}
 	for name, mut := range map[string]func(o *Options){
 		"image":        func(o *Options) { o.Image = strings.Replace(o.Image, "@sha256:ab", "@sha256:cd", 1) },
 		"test":         func(o *Options) { o.Test = "other" },

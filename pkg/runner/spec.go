@@ -211,7 +211,7 @@ func RunKey(o Options) string {
 	field := func(s string) {
 		fmt.Fprintf(h, "%d:%s", len(s), s)
 	}
-	field(o.Image)
+	field(imageIdentity(o.Image))
 	field(o.Test)
 	field(o.Pattern)
 	field(strings.Join(o.Args, "\x00"))
@@ -225,6 +225,20 @@ func RunKey(o Options) string {
 	rules, _ := json.Marshal(o.Rules)
 	field(string(rules))
 	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// imageIdentity is what identifies an image for the run key: its
+// repository and digest, whatever tag the reference also names
+// (repo:tag@sha256:... and repo@sha256:... are one image).
+func imageIdentity(image string) string {
+	repo, dig, ok := strings.Cut(image, "@")
+	if !ok {
+		return image
+	}
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	return repo + "@" + dig
 }
 
 // Reserved reports whether a variable is the runner's or the pod's own:
