@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -11,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/testship/testship/pkg/config"
+	"github.com/testship/testship/pkg/imageref"
 	"github.com/testship/testship/pkg/runner"
 )
 
@@ -31,6 +33,12 @@ func (e *Env) runRemote() bool {
 	if err != nil {
 		e.t.Fatalf("testenv: %v", err)
 	}
+	// Pinned before anything is deployed: the run is of that digest, and
+	// an image that cannot be resolved stops here.
+	pinned, err := imageref.Resolve(e.ctx, image)
+	if err != nil {
+		e.t.Fatalf("testenv: %s=%s: %v", config.RunJobImage, image, err)
+	}
 	if rc.Detach {
 		// A detached run outlives this process: its environment stays
 		// until env:destroy (or the namespace is removed).
@@ -39,8 +47,15 @@ func (e *Env) runRemote() bool {
 	if err := e.deploy(); err != nil {
 		e.t.Fatalf("testenv: %v", err)
 	}
-	opts := runner.NewOptions(rc, e.namespace, image, e.t.Name())
+	opts := runner.NewOptions(rc, e.namespace, pinned, e.t.Name())
 	opts.Pattern = TestPattern(e.t.Name())
+	// The remote copy learns the environment from this description, not
+	// from Helm's release records (its identity reads no Secrets).
+	desc, err := json.Marshal(e.env)
+	if err != nil {
+		e.t.Fatalf("testenv: describe the environment for the remote runner: %v", err)
+	}
+	opts.Environment = string(desc)
 	cs := e.Kube()
 	run, err := runner.Launch(e.ctx, cs, opts, logWriter{e.t})
 	if err != nil {

@@ -12,6 +12,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ import (
 	"github.com/testship/testship/pkg/environment"
 	"github.com/testship/testship/pkg/gha"
 	"github.com/testship/testship/pkg/image"
+	"github.com/testship/testship/pkg/imageref"
 	"github.com/testship/testship/pkg/kube"
 	"github.com/testship/testship/pkg/runner"
 	"k8s.io/client-go/kubernetes"
@@ -87,11 +89,21 @@ func Prepare(ctx context.Context, o Options) (*environment.Environment, error) {
 // environment per KEEP_ENVIRONMENTS. The error is the run's outcome
 // (*runner.ExitError) or why testship could not do its part.
 func Remote(ctx context.Context, o Options) error {
+	testImage := o.Run.JobImage
+	if testImage != "" {
+		// A tag (ENV_JOB_IMAGE from CI or a user) is pinned before anything
+		// is deployed: the run is of that digest, and an image that cannot
+		// be resolved stops here.
+		pinned, err := imageref.Resolve(ctx, testImage)
+		if err != nil {
+			return fmt.Errorf("%s=%s: %w", config.RunJobImage, testImage, err)
+		}
+		testImage = pinned
+	}
 	env, err := Prepare(ctx, o)
 	if err != nil {
 		return err
 	}
-	testImage := o.Run.JobImage
 	if testImage == "" {
 		state, err := image.LoadState(o.Image.StateDir)
 		if err != nil {
@@ -103,7 +115,17 @@ func Remote(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	if testImage, err = imageref.Resolve(ctx, testImage); err != nil {
+		return err
+	}
 	ro := runner.NewOptions(o.Run, env.Namespace, testImage, o.Image.TestPackage)
+	// The remote copy learns the environment from this description, not
+	// from Helm's release records (its identity reads no Secrets).
+	desc, err := json.Marshal(env)
+	if err != nil {
+		return fmt.Errorf("describe the environment for the remote runner: %w", err)
+	}
+	ro.Environment = string(desc)
 	run, err := runner.Launch(ctx, cs, ro, o.Log)
 	if err != nil {
 		return err

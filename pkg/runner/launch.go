@@ -10,16 +10,12 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
+	"k8s.io/utils/ptr"
 )
 
 // Run is a launched (or found) remote run.
@@ -35,11 +31,29 @@ type Run struct {
 // JobName is the name of the run's Job.
 func (r *Run) JobName() string { return JobName(r.ID) }
 
+// Launch steps, in order; launchHook is called after each.
+const (
+	stepChecked  = "checked"  // options checked, nothing created
+	stepJob      = "job"      // the suspended Job exists
+	stepLease    = "lease"    // the run key's Lease names this run
+	stepIdentity = "identity" // Secret, ServiceAccount, Role, RoleBinding exist
+	stepResumed  = "resumed"  // the Job runs
+)
+
+// launchHook, when set (by this package's tests), is called after each
+// launch step; an error from it stops Launch there without any clean-up,
+// as a kill of the launching process would.
+var launchHook func(step string) error
+
 // Launch starts the remote run described by o, or returns the identical run
-// already going in the namespace (same image, test and pattern) unless
-// o.NewRun. It ensures the runner's ServiceAccount, Role and RoleBinding,
-// creates the Secret (when there are secret variables) and the Job, and
-// writes what it did to out, naming forwarded variables but never values.
+// already going in the namespace (same RunKey) unless o.NewRun.
+//
+// Nothing it creates can outlive the run: it creates the run's Job
+// suspended, then claims the run key's Lease, and creates the run's Secret,
+// ServiceAccount, Role and RoleBinding, each owned by the Job from the
+// moment it exists, then resumes the Job. Wherever it stops, deleting the
+// Job removes everything. It writes what it did to out, naming forwarded
+// variables but never values.
 func Launch(ctx context.Context, cs kubernetes.Interface, o Options, out io.Writer) (*Run, error) {
 	if out == nil {
 		out = io.Discard
@@ -47,46 +61,66 @@ func Launch(ctx context.Context, cs kubernetes.Interface, o Options, out io.Writ
 	if o.Namespace == "" || o.Image == "" {
 		return nil, fmt.Errorf("runner: launch needs a namespace and an image (got namespace %q, image %q)", o.Namespace, o.Image)
 	}
+	if !strings.Contains(o.Image, "@sha256:") {
+		return nil, fmt.Errorf("runner: the test image %q is not pinned by digest; resolve it to registry/repository@sha256:... first (imageref.Resolve)", o.Image)
+	}
+	if err := CheckReserved(o); err != nil {
+		return nil, err
+	}
 	id := o.RunID
 	if id == "" {
 		id = NewRunID()
 	}
-	if !o.NewRun {
-		holder, err := claim(ctx, cs, o, id)
-		if err != nil {
-			return nil, err
-		}
-		if holder != id {
-			fmt.Fprintf(out, "testship: run %s of the same test and image is still running in namespace %s: attaching to it (TESTSHIP_NEW_RUN=true starts another)\n", holder, o.Namespace)
-			job, err := waitForJob(ctx, cs, o.Namespace, holder)
-			if err != nil {
-				return nil, err
-			}
-			return &Run{ID: holder, Namespace: o.Namespace, Job: job, Attached: true}, nil
-		}
-	}
-	if err := EnsureRBAC(ctx, cs, o.Namespace, o.Rules); err != nil {
+	if err := step(stepChecked); err != nil {
 		return nil, err
 	}
-	secret := BuildSecret(o, id)
-	if secret != nil {
-		if _, err := cs.CoreV1().Secrets(o.Namespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
-			return nil, fmt.Errorf("runner: create Secret %s/%s for the secret variables %s: %w", o.Namespace, secret.Name, strings.Join(sortedKeys(o.Secrets), ", "), redactErr(err))
-		}
-	}
-	job, err := cs.BatchV1().Jobs(o.Namespace).Create(ctx, BuildJob(o, id), metav1.CreateOptions{})
+	jobs := cs.BatchV1().Jobs(o.Namespace)
+	job, err := jobs.Create(ctx, BuildJob(o, id), metav1.CreateOptions{})
 	if err != nil {
-		if secret != nil {
-			_ = cs.CoreV1().Secrets(o.Namespace).Delete(context.WithoutCancel(ctx), secret.Name, metav1.DeleteOptions{})
-		}
 		return nil, fmt.Errorf("runner: create Job %s/%s: %w", o.Namespace, JobName(id), err)
 	}
-	if secret != nil {
-		// The Secret goes when the Job goes (TTL, cancel, namespace delete).
-		patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":%q,"uid":%q}]}}`, job.Name, job.UID)
-		if _, err := cs.CoreV1().Secrets(o.Namespace).Patch(ctx, secret.Name, "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
-			return nil, fmt.Errorf("runner: set owner of Secret %s/%s: %w", o.Namespace, secret.Name, redactErr(err))
+	if err := step(stepJob); err != nil {
+		return nil, err
+	}
+	// From here on a failure deletes the Job, and with it what it owns.
+	abandon := func(err error) (*Run, error) {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		bg := metav1.DeletePropagationBackground
+		_ = jobs.Delete(dctx, job.Name, metav1.DeleteOptions{PropagationPolicy: &bg, Preconditions: &metav1.Preconditions{UID: &job.UID}})
+		return nil, err
+	}
+	if !o.NewRun {
+		holder, err := claim(ctx, cs, o, id, job)
+		if err != nil {
+			return abandon(err)
 		}
+		if holder != id {
+			held, err := jobs.Get(ctx, JobName(holder), metav1.GetOptions{})
+			if err != nil {
+				return abandon(fmt.Errorf("runner: read Job %s/%s of run %s: %w", o.Namespace, JobName(holder), holder, err))
+			}
+			_, _ = abandon(nil)
+			fmt.Fprintf(out, "testship: run %s of the same test, image, variables and rules is still running in namespace %s: attaching to it (TESTSHIP_NEW_RUN=true starts another)\n", holder, o.Namespace)
+			return &Run{ID: holder, Namespace: o.Namespace, Job: held, Attached: true}, nil
+		}
+		if err := step(stepLease); err != nil {
+			return nil, err
+		}
+	}
+	if err := createIdentity(ctx, cs, o, id, job); err != nil {
+		return abandon(err)
+	}
+	if err := step(stepIdentity); err != nil {
+		return nil, err
+	}
+	resumed, err := jobs.Patch(ctx, job.Name, types.MergePatchType, []byte(`{"spec":{"suspend":false}}`), metav1.PatchOptions{})
+	if err != nil {
+		return abandon(fmt.Errorf("runner: start Job %s/%s: %w", o.Namespace, JobName(id), err))
+	}
+	job = resumed
+	if err := step(stepResumed); err != nil {
+		return nil, err
 	}
 	fmt.Fprintf(out, "testship: started run %s: Job %s/%s, image %s%s\n", id, o.Namespace, job.Name, o.Image, patternNote(o.Pattern))
 	if len(o.Env) > 0 {
@@ -96,6 +130,83 @@ func Launch(ctx context.Context, cs kubernetes.Interface, o Options, out io.Writ
 		fmt.Fprintf(out, "testship: secret variables (values in Secret %s): %s\n", SecretName(id), strings.Join(sortedKeys(o.Secrets), ", "))
 	}
 	return &Run{ID: id, Namespace: o.Namespace, Job: job}, nil
+}
+
+func step(name string) error {
+	if launchHook == nil {
+		return nil
+	}
+	return launchHook(name)
+}
+
+// ownerRef makes an object owned by the run's Job: it is deleted with it,
+// and a foreground deletion of the Job ends only once it is gone.
+func ownerRef(job *batchv1.Job) []metav1.OwnerReference {
+	return []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID, BlockOwnerDeletion: ptr.To(true)}}
+}
+
+// ownedBy reports whether an object's owner is the Job.
+func ownedBy(m metav1.Object, job *batchv1.Job) bool {
+	for _, r := range m.GetOwnerReferences() {
+		if r.UID == job.UID {
+			return true
+		}
+	}
+	return false
+}
+
+// createIdentity creates the run's Secret, ServiceAccount, Role and
+// RoleBinding, owned by its Job. An object of the same name that is not
+// this run's is an error: it is never reused.
+func createIdentity(ctx context.Context, cs kubernetes.Interface, o Options, id string, job *batchv1.Job) error {
+	ns := o.Namespace
+	secret := BuildSecret(o, id)
+	sa, role, rb := BuildRBAC(o, id)
+	for _, m := range []*metav1.ObjectMeta{&secret.ObjectMeta, &sa.ObjectMeta, &role.ObjectMeta, &rb.ObjectMeta} {
+		m.OwnerReferences = ownerRef(job)
+	}
+	exists := func(kind, name string, get func() (metav1.Object, error)) error {
+		cur, err := get()
+		if err == nil && ownedBy(cur, job) {
+			return nil
+		}
+		return fmt.Errorf("runner: a %s %s/%s that is not run %s's already exists; not reusing it (remove it, or start a new run)", kind, ns, name, id)
+	}
+	if _, err := cs.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		if err := exists("Secret", secret.Name, func() (metav1.Object, error) {
+			return cs.CoreV1().Secrets(ns).Get(ctx, secret.Name, metav1.GetOptions{})
+		}); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return fmt.Errorf("runner: create Secret %s/%s for the environment and the secret variables %s: %w", ns, secret.Name, strings.Join(sortedKeys(o.Secrets), ", "), redactErr(err))
+	}
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		if err := exists("ServiceAccount", sa.Name, func() (metav1.Object, error) {
+			return cs.CoreV1().ServiceAccounts(ns).Get(ctx, sa.Name, metav1.GetOptions{})
+		}); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return fmt.Errorf("runner: create ServiceAccount %s/%s: %w", ns, sa.Name, err)
+	}
+	if _, err := cs.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		if err := exists("Role", role.Name, func() (metav1.Object, error) { return cs.RbacV1().Roles(ns).Get(ctx, role.Name, metav1.GetOptions{}) }); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return fmt.Errorf("runner: create Role %s/%s (the runner's rights, TESTSHIP_RUNNER_RULES): %w", ns, role.Name, err)
+	}
+	if _, err := cs.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		if err := exists("RoleBinding", rb.Name, func() (metav1.Object, error) {
+			return cs.RbacV1().RoleBindings(ns).Get(ctx, rb.Name, metav1.GetOptions{})
+		}); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return fmt.Errorf("runner: create RoleBinding %s/%s: %w", ns, rb.Name, err)
+	}
+	return nil
 }
 
 func patternNote(p string) string {
@@ -115,28 +226,39 @@ func redactErr(err error) error {
 	return err
 }
 
-// LeaseName is the Lease that records which run of a run key (same
-// image, test and pattern) is current in a namespace.
-func LeaseName(o Options) string { return "testship-run-" + RunKey(o)[:20] }
+// LeaseName is the Lease that records which run of a run key is current
+// in a namespace.
+func LeaseName(o Options) string { return leaseName(RunKey(o)) }
 
-// startGrace is how long a claimed run may take to create its Job before
-// another launch takes over.
-const startGrace = time.Minute
+func leaseName(key string) string {
+	if len(key) > 20 {
+		key = key[:20]
+	}
+	return "testship-run-" + key
+}
 
-// claim makes run id the current run of o's run key unless another run of
-// that key is still going; it returns the current run's id. A Lease makes
-// this safe against launches racing each other: the API server accepts one
-// create, or one update of a given version.
-func claim(ctx context.Context, cs kubernetes.Interface, o Options, id string) (string, error) {
+// setupGrace is how long a run's Job may stay suspended (being set up by
+// its launcher) and still count as busy; a launcher killed mid-setup leaves
+// a suspended Job that is taken over after it.
+const setupGrace = 30 * time.Second
+
+// claim makes run id (whose suspended Job is job) the current run of o's
+// run key unless another run of that key is still going; it returns the
+// current run's id. The Lease is owned by the claiming run's Job, so it
+// goes with it. A Lease makes this safe against launches racing each
+// other: the API server accepts one create, or one update of a given
+// version.
+func claim(ctx context.Context, cs kubernetes.Interface, o Options, id string, job *batchv1.Job) (string, error) {
 	leases := cs.CoordinationV1().Leases(o.Namespace)
-	name := LeaseName(o)
+	key := RunKey(o)
+	name := leaseName(key)
 	for attempt := 0; attempt < 10; attempt++ {
 		now := metav1.NewMicroTime(time.Now())
 		cur, err := leases.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			lease := &coordinationv1.Lease{
-				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.Namespace, Labels: map[string]string{
-					LabelManagedBy: ManagedBy, LabelComponent: Component, LabelKey: RunKey(o)}},
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.Namespace, OwnerReferences: ownerRef(job), Labels: map[string]string{
+					LabelManagedBy: ManagedBy, LabelComponent: Component, LabelKey: key, LabelRunID: id}},
 				Spec: coordinationv1.LeaseSpec{HolderIdentity: &id, AcquireTime: &now},
 			}
 			_, err := leases.Create(ctx, lease, metav1.CreateOptions{})
@@ -152,7 +274,7 @@ func claim(ctx context.Context, cs kubernetes.Interface, o Options, id string) (
 			return "", fmt.Errorf("runner: read Lease %s/%s: %w", o.Namespace, name, err)
 		}
 		if holder := ptrString(cur.Spec.HolderIdentity); holder != "" && holder != id {
-			busy, err := runBusy(ctx, cs, o.Namespace, holder, cur.Spec.AcquireTime)
+			busy, err := runBusy(ctx, cs, o.Namespace, holder)
 			if err != nil {
 				return "", err
 			}
@@ -161,9 +283,14 @@ func claim(ctx context.Context, cs kubernetes.Interface, o Options, id string) (
 			}
 		}
 		cur.Spec.HolderIdentity, cur.Spec.AcquireTime = &id, &now
+		cur.OwnerReferences = ownerRef(job)
+		if cur.Labels == nil {
+			cur.Labels = map[string]string{}
+		}
+		cur.Labels[LabelRunID] = id
 		_, err = leases.Update(ctx, cur, metav1.UpdateOptions{})
-		if apierrors.IsConflict(err) {
-			continue
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			continue // changed or removed (its Job's deletion) meanwhile
 		}
 		if err != nil {
 			return "", fmt.Errorf("runner: update Lease %s/%s: %w", o.Namespace, name, err)
@@ -171,6 +298,31 @@ func claim(ctx context.Context, cs kubernetes.Interface, o Options, id string) (
 		return id, nil
 	}
 	return "", fmt.Errorf("runner: Lease %s/%s keeps changing under us; retry, or set TESTSHIP_NEW_RUN=true", o.Namespace, name)
+}
+
+// release deletes the Lease of a run's key if it still names the run, so
+// that the next identical launch starts at once. job is the run's Job.
+func release(ctx context.Context, cs kubernetes.Interface, job *batchv1.Job) error {
+	if job == nil || job.Labels[LabelKey] == "" {
+		return nil
+	}
+	id, name := job.Labels[LabelRunID], leaseName(job.Labels[LabelKey])
+	leases := cs.CoordinationV1().Leases(job.Namespace)
+	cur, err := leases.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("runner: read Lease %s/%s: %w", job.Namespace, name, err)
+	}
+	if ptrString(cur.Spec.HolderIdentity) != id {
+		return nil // another run holds it now
+	}
+	err = leases.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("runner: release Lease %s/%s: %w", job.Namespace, name, err)
+	}
+	return nil
 }
 
 func ptrString(p *string) string {
@@ -181,12 +333,13 @@ func ptrString(p *string) string {
 }
 
 // runBusy reports whether run id is still going: its Job exists, is not
-// finished and its test has not ended; or it was claimed moments ago and
-// its Job is being created.
-func runBusy(ctx context.Context, cs kubernetes.Interface, ns, id string, acquired *metav1.MicroTime) (bool, error) {
+// being deleted or finished, and its test has not ended; a suspended Job
+// counts only while younger than setupGrace (its launcher is setting it
+// up).
+func runBusy(ctx context.Context, cs kubernetes.Interface, ns, id string) (bool, error) {
 	job, err := cs.BatchV1().Jobs(ns).Get(ctx, JobName(id), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return acquired != nil && time.Since(acquired.Time) < startGrace, nil
+		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("runner: read Job %s/%s: %w", ns, JobName(id), err)
@@ -194,47 +347,11 @@ func runBusy(ctx context.Context, cs kubernetes.Interface, ns, id string, acquir
 	if job.DeletionTimestamp != nil || jobFinished(job) {
 		return false, nil
 	}
+	if ptr.Deref(job.Spec.Suspend, false) {
+		return time.Since(job.CreationTimestamp.Time) < setupGrace, nil
+	}
 	ended, err := testEnded(ctx, cs, ns, id)
 	return !ended, err
-}
-
-// waitForJob returns run id's Job, waiting (watching) for its creation
-// when the run was claimed a moment ago.
-func waitForJob(ctx context.Context, cs kubernetes.Interface, ns, id string) (*batchv1.Job, error) {
-	name := JobName(id)
-	if job, err := cs.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{}); err == nil || !apierrors.IsNotFound(err) {
-		return job, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, startGrace)
-	defer cancel()
-	lw := &listWatch{ListWatch: cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = "metadata.name=" + name
-			return cs.BatchV1().Jobs(ns).List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = "metadata.name=" + name
-			return cs.BatchV1().Jobs(ns).Watch(ctx, o)
-		},
-	}}
-	var job *batchv1.Job
-	_, err := watchtools.UntilWithSync(wctx, lw, &batchv1.Job{}, func(store cache.Store) (bool, error) {
-		obj, exists, err := store.GetByKey(ns + "/" + name)
-		if exists {
-			job = obj.(*batchv1.Job)
-		}
-		return exists, err
-	}, func(ev watch.Event) (bool, error) {
-		j, ok := ev.Object.(*batchv1.Job)
-		if ok {
-			job = j
-		}
-		return ok, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("runner: run %s was claimed but its Job %s/%s did not appear: %w", id, ns, name, err)
-	}
-	return job, nil
 }
 
 // testEnded reports whether the run's test container has terminated.
@@ -265,32 +382,4 @@ func jobFinished(j *batchv1.Job) bool {
 		}
 	}
 	return false
-}
-
-// EnsureRBAC creates or updates the runner's ServiceAccount, Role and
-// RoleBinding in the namespace. It makes no request that changes anything
-// when they are already as wanted.
-func EnsureRBAC(ctx context.Context, cs kubernetes.Interface, namespace string, extra []rbacv1.PolicyRule) error {
-	sa, role, rb := BuildRBAC(namespace, extra)
-	if _, err := cs.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("runner: create ServiceAccount %s/%s: %w", namespace, sa.Name, err)
-	}
-	cur, err := cs.RbacV1().Roles(namespace).Get(ctx, role.Name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		if _, err := cs.RbacV1().Roles(namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("runner: create Role %s/%s: %w", namespace, role.Name, err)
-		}
-	case err != nil:
-		return fmt.Errorf("runner: read Role %s/%s: %w", namespace, role.Name, err)
-	case !equality.Semantic.DeepEqual(cur.Rules, role.Rules):
-		cur.Rules = role.Rules
-		if _, err := cs.RbacV1().Roles(namespace).Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("runner: update Role %s/%s: %w", namespace, role.Name, err)
-		}
-	}
-	if _, err := cs.RbacV1().RoleBindings(namespace).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("runner: create RoleBinding %s/%s: %w", namespace, rb.Name, err)
-	}
-	return nil
 }

@@ -71,6 +71,14 @@ func Follow(ctx context.Context, cs kubernetes.Interface, run *Run, fo FollowOpt
 		fmt.Fprintln(log, "testship: "+msg)
 		return nil, &ExitError{Code: ExitCancelled, Reason: ReasonCancelled, Message: msg}
 	}
+	if !res.Detached && res.Reason != ReasonWaitTimeout {
+		// Over: the next identical launch starts a new run at once.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := release(rctx, cs, runJob(rctx, cs, run)); err != nil {
+			fmt.Fprintf(log, "testship: %v\n", err)
+		}
+		cancel()
+	}
 	if res.Detached {
 		fmt.Fprintf(log, "testship: run %s started in namespace %s and goes on without us: follow it with `mage run:attach %s`, see it with `mage run:status %s`, stop it with `mage run:cancel %s`\n",
 			run.ID, run.Namespace, run.ID, run.ID, run.ID)
@@ -93,16 +101,38 @@ func Follow(ctx context.Context, cs kubernetes.Interface, run *Run, fo FollowOpt
 	return res, res.Err()
 }
 
-// Cancel stops a run: it deletes its Job in the foreground (the pod and the
-// Secret go with it). With wait, it returns once they are gone.
+// runJob returns the run's Job as it is now, or what Launch saw when it
+// cannot be read.
+func runJob(ctx context.Context, cs kubernetes.Interface, run *Run) *batchv1.Job {
+	if job, err := cs.BatchV1().Jobs(run.Namespace).Get(ctx, JobName(run.ID), metav1.GetOptions{}); err == nil {
+		return job
+	}
+	return run.Job
+}
+
+// Cancel stops a run: it deletes its Job in the foreground (the pod,
+// Secret, Lease, ServiceAccount, Role and RoleBinding go with it) and
+// releases the run's claim on its run key at once, so that an identical
+// launch right after starts a new run. With wait, it returns once they are
+// gone.
 func Cancel(ctx context.Context, cs kubernetes.Interface, namespace, id string, wait bool) error {
+	job, err := cs.BatchV1().Jobs(namespace).Get(ctx, JobName(id), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("runner: no run %s in namespace %s", id, namespace)
+	}
+	if err != nil {
+		return fmt.Errorf("runner: read Job %s/%s: %w", namespace, JobName(id), err)
+	}
 	fg := metav1.DeletePropagationForeground
-	err := cs.BatchV1().Jobs(namespace).Delete(ctx, JobName(id), metav1.DeleteOptions{PropagationPolicy: &fg})
+	err = cs.BatchV1().Jobs(namespace).Delete(ctx, JobName(id), metav1.DeleteOptions{PropagationPolicy: &fg, Preconditions: &metav1.Preconditions{UID: &job.UID}})
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("runner: no run %s in namespace %s", id, namespace)
 	}
 	if err != nil {
 		return fmt.Errorf("runner: delete Job %s/%s: %w", namespace, JobName(id), err)
+	}
+	if err := release(ctx, cs, job); err != nil {
+		return err
 	}
 	// The Secret is owned by the Job, but delete it now rather than when
 	// the garbage collector gets to it.
@@ -141,6 +171,27 @@ type Info struct {
 	ExitCode                            *int
 	Reason, Message                     string
 	Pod                                 string
+	// Expires is when the run's environment (its namespace) expires, from
+	// the namespace's testship.dev/expires-at; zero when unknown.
+	Expires time.Time
+}
+
+// AnnotationExpiresAt on a namespace testship created says when its
+// environment expires (RFC 3339).
+const AnnotationExpiresAt = "testship.dev/expires-at"
+
+// namespaceExpiry reads a namespace's expiry; zero when it has none or
+// cannot be read (a user may list Jobs without reading namespaces).
+func namespaceExpiry(ctx context.Context, cs kubernetes.Interface, namespace string) time.Time {
+	ns, err := cs.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+	if err != nil {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, ns.Annotations[AnnotationExpiresAt])
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }
 
 // Find returns the Job of run id, searching every namespace the user can
@@ -187,9 +238,17 @@ func List(ctx context.Context, cs kubernetes.Interface, namespace string) ([]Inf
 		byRun[p.Namespace+"/"+p.Labels[LabelRunID]] = p
 	}
 	var out []Info
+	expiry := map[string]time.Time{}
 	for i := range jobs.Items {
 		j := &jobs.Items[i]
-		out = append(out, describe(j, byRun[j.Namespace+"/"+j.Labels[LabelRunID]]))
+		info := describe(j, byRun[j.Namespace+"/"+j.Labels[LabelRunID]])
+		exp, seen := expiry[j.Namespace]
+		if !seen {
+			exp = namespaceExpiry(ctx, cs, j.Namespace)
+			expiry[j.Namespace] = exp
+		}
+		info.Expires = exp
+		out = append(out, info)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
 	return out, nil
@@ -210,6 +269,7 @@ func Status(ctx context.Context, cs kubernetes.Interface, namespace, id string) 
 		pod = &pods.Items[0]
 	}
 	info := describe(job, pod)
+	info.Expires = namespaceExpiry(ctx, cs, job.Namespace)
 	return &info, nil
 }
 
@@ -256,7 +316,7 @@ func describe(j *batchv1.Job, pod *corev1.Pod) Info {
 // PrintList writes runs as a table.
 func PrintList(w io.Writer, runs []Info) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tNAMESPACE\tTEST\tIMAGE\tSTATE\tAGE\tRESULT")
+	fmt.Fprintln(tw, "RUN\tNAMESPACE\tTEST\tIMAGE\tSTATE\tAGE\tRESULT\tEXPIRES")
 	for _, r := range runs {
 		result := "-"
 		if r.ExitCode != nil {
@@ -269,7 +329,7 @@ func PrintList(w io.Writer, runs []Info) {
 		if r.Pattern != "" {
 			test += " -run " + r.Pattern
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Namespace, test, shortImage(r.Image), r.State, time.Since(r.Created).Round(time.Second), result)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Namespace, test, shortImage(r.Image), r.State, time.Since(r.Created).Round(time.Second), result, expires(r.Expires))
 	}
 	tw.Flush()
 }
@@ -284,12 +344,21 @@ func PrintStatus(w io.Writer, r *Info) {
 		fmt.Fprintf(w, "pod:       %s\n", r.Pod)
 	}
 	fmt.Fprintf(w, "age:       %s\n", time.Since(r.Created).Round(time.Second))
+	fmt.Fprintf(w, "expires:   %s\n", expires(r.Expires))
 	if r.ExitCode != nil {
 		fmt.Fprintf(w, "exit code: %d\n", *r.ExitCode)
 	}
 	if r.Reason != "" {
 		fmt.Fprintf(w, "reason:    %s: %s\n", r.Reason, r.Message)
 	}
+}
+
+// expires shows an environment's expiry, or - when unknown.
+func expires(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 func shortImage(ref string) string {

@@ -450,7 +450,8 @@ func waitRunID(t *testing.T, out *e2e.SyncBuffer) string {
 }
 
 // TestRunInterruptCancels sends Ctrl-C (SIGINT) to `mage run:remote`: it
-// cancels the run within Mage's grace period, says so, and exits 88.
+// cancels the run within Mage's grace period, says so, and exits 88; a
+// run:remote right after starts a new run.
 func TestRunInterruptCancels(t *testing.T) {
 	l := newLinkEnv(t)
 	bin := mage(t)
@@ -473,9 +474,31 @@ func TestRunInterruptCancels(t *testing.T) {
 	if !strings.Contains(out.String(), "cancelled run "+id) {
 		t.Errorf("the interrupt does not say what it stopped:\n%s", out.String())
 	}
-	// the Job's foreground deletion was requested; wait for it to finish
-	_ = runner.Cancel(context.Background(), l.cs, l.ns, id, true)
-	assertGone(t, l.cluster, id)
+	// run:remote again at once, the image named by its tag this time (it
+	// resolves to the same digest, so the same run key): a new run starts,
+	// without waiting for the cancelled one.
+	again := exec.Command(bin, "run:remote")
+	again.Dir = cmd.Dir
+	again.Env = append(append([]string{}, l.env...), "ENV_JOB_IMAGE="+probeTag, "TESTSHIP_RUN=^TestSleep$", "TEST_PROBE_SLEEP=60s")
+	var out2 e2e.SyncBuffer
+	again.Stdout, again.Stderr = &out2, &out2
+	if err := again.Start(); err != nil {
+		t.Fatal(err)
+	}
+	id2 := waitRunID(t, &out2)
+	if id2 == id || strings.Contains(out2.String(), "attaching") {
+		t.Errorf("run:remote right after Ctrl-C attached to the cancelled run %s:\n%s", id, out2.String())
+	}
+	waitLine(t, l, id2, "sleep 1")
+	again.Process.Signal(os.Interrupt)
+	if err := again.Wait(); err == nil {
+		t.Errorf("the second run:remote was not interrupted:\n%s", out2.String())
+	}
+	// the Jobs' foreground deletions were requested; wait for them to finish
+	for _, run := range []string{id, id2} {
+		_ = runner.Cancel(context.Background(), l.cs, l.ns, run, true)
+		assertGone(t, l.cluster, run)
+	}
 }
 
 // TestRunRemoteKeepPolicy: after a waited run, KEEP_ENVIRONMENTS=never

@@ -6,22 +6,21 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/testship/testship/pkg/exitcode"
 )
 
-// Exit codes. A run that reached its end exits with the test binary's own
-// code: 0 passed, 1 a test failed, 2 a panic (or a build/flag error), or
-// whatever TestMain passed to os.Exit. When the test could not run to its
-// end, testship exits with one of these instead, each with its reason named.
+// Exit codes, as runner names them; the values live in pkg/exitcode.
 const (
-	ExitImagePull       = 81 // the test image cannot be pulled
-	ExitUnschedulable   = 82 // no node can take the pod
-	ExitContainerConfig = 83 // the container cannot be created (e.g. a missing Secret)
-	ExitOOMKilled       = 84 // the test went past its memory limit
-	ExitPodLost         = 85 // the pod was deleted or evicted while the test ran
-	ExitDeadline        = 86 // the Job's activeDeadlineSeconds passed
-	ExitWaitTimeout     = 87 // the local wait timed out; the run goes on
-	ExitCancelled       = 88 // the run was cancelled (Ctrl-C or run:cancel)
-	ExitInfra           = 89 // testship could not launch or follow the run
+	ExitImagePull       = exitcode.ImagePull
+	ExitUnschedulable   = exitcode.Unschedulable
+	ExitContainerConfig = exitcode.ContainerConfig
+	ExitOOMKilled       = exitcode.OOMKilled
+	ExitPodLost         = exitcode.PodLost
+	ExitDeadline        = exitcode.Deadline
+	ExitWaitTimeout     = exitcode.WaitTimeout
+	ExitCancelled       = exitcode.Cancelled
+	ExitInfra           = exitcode.Infra
 )
 
 // Reasons name why a run ended without its test's own exit code.

@@ -18,10 +18,12 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/jstemmer/go-junit-report/v2/junit"
 
@@ -300,6 +302,22 @@ func leftovers(t *testing.T, c *cluster, id string) []string {
 	for _, s := range secrets.Items {
 		out = append(out, "secret/"+s.Name)
 	}
+	sas, _ := c.cs.CoreV1().ServiceAccounts(c.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	for _, s := range sas.Items {
+		out = append(out, "serviceaccount/"+s.Name)
+	}
+	roles, _ := c.cs.RbacV1().Roles(c.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	for _, s := range roles.Items {
+		out = append(out, "role/"+s.Name)
+	}
+	rbs, _ := c.cs.RbacV1().RoleBindings(c.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	for _, s := range rbs.Items {
+		out = append(out, "rolebinding/"+s.Name)
+	}
+	leases, _ := c.cs.CoordinationV1().Leases(c.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	for _, s := range leases.Items {
+		out = append(out, "lease/"+s.Name)
+	}
 	return out
 }
 
@@ -361,14 +379,45 @@ func assertGone(t *testing.T, c *cluster, id string) {
 	}
 }
 
+// createRun makes a run by hand from a (changed) Job, as Launch would,
+// with or without its Secret, and starts it.
+func (c *cluster) createRun(t *testing.T, o runner.Options, job *batchv1.Job, withSecret bool) *runner.Run {
+	t.Helper()
+	ctx := context.Background()
+	id := job.Labels[runner.LabelRunID]
+	job, err := c.cs.BatchV1().Jobs(c.ns).Create(ctx, job, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID}}
+	sa, role, rb := runner.BuildRBAC(o, id)
+	sa.OwnerReferences, role.OwnerReferences, rb.OwnerReferences = owner, owner, owner
+	if _, err := c.cs.CoreV1().ServiceAccounts(c.ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.cs.RbacV1().Roles(c.ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.cs.RbacV1().RoleBindings(c.ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if withSecret {
+		sec := runner.BuildSecret(o, id)
+		sec.OwnerReferences = owner
+		if _, err := c.cs.CoreV1().Secrets(c.ns).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	job, err = c.cs.BatchV1().Jobs(c.ns).Patch(ctx, job.Name, types.MergePatchType, []byte(`{"spec":{"suspend":false}}`), metav1.PatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runner.RunOf(job)
+}
+
 func TestRemoteFaults(t *testing.T) {
 	c := newCluster(t, 0)
 	ctx := context.Background()
-	// the namespace's runner identity exists before the faults (the
-	// environment's deploy or the first run makes it); it stays
-	if err := runner.EnsureRBAC(ctx, c.cs, c.ns, nil); err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		name   string
 		mutate func(o *runner.Options)
@@ -379,13 +428,9 @@ func TestRemoteFaults(t *testing.T) {
 		msg    string
 		output string // printed before the fault, must be shown
 	}{
-		{name: "image cannot be pulled", code: runner.ExitImagePull, reason: "ImagePull", msg: "does-not-exist",
+		{name: "image cannot be pulled", code: runner.ExitImagePull, reason: "ImagePull", msg: "@sha256:00000000",
 			mutate: func(o *runner.Options) {
-				repo := strings.Split(o.Image, "@")[0]
-				if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-					repo = repo[:i]
-				}
-				o.Image = repo + ":does-not-exist"
+				o.Image = strings.Split(o.Image, "@")[0] + "@sha256:" + strings.Repeat("0", 64)
 			}},
 		{name: "unschedulable", code: runner.ExitUnschedulable, reason: "Unschedulable", msg: "Insufficient memory",
 			mutate: func(o *runner.Options) {
@@ -396,15 +441,7 @@ func TestRemoteFaults(t *testing.T) {
 			create: func(t *testing.T, o runner.Options) *runner.Run {
 				// a Job whose Secret was never created
 				o.Secrets = map[string]string{"E2E_TEST_MISSING": "x"}
-				id := runner.NewRunID()
-				if err := runner.EnsureRBAC(ctx, c.cs, c.ns, nil); err != nil {
-					t.Fatal(err)
-				}
-				job, err := c.cs.BatchV1().Jobs(c.ns).Create(ctx, runner.BuildJob(o, id), metav1.CreateOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return runner.RunOf(job)
+				return c.createRun(t, o, runner.BuildJob(o, runner.NewRunID()), false)
 			}},
 		{name: "oom killed", code: runner.ExitOOMKilled, reason: "OOMKilled", msg: "64Mi", output: "memory: 16 MiB",
 			mutate: func(o *runner.Options) {
@@ -426,18 +463,10 @@ func TestRemoteFaults(t *testing.T) {
 		{name: "job deadline", code: runner.ExitDeadline, reason: "DeadlineExceeded", msg: "activeDeadlineSeconds 4", output: "sleep 0",
 			create: func(t *testing.T, o runner.Options) *runner.Run {
 				o.Pattern, o.Env = "^TestSleep$", map[string]string{"PROBE_SLEEP": "60s"}
-				id := runner.NewRunID()
-				if err := runner.EnsureRBAC(ctx, c.cs, c.ns, nil); err != nil {
-					t.Fatal(err)
-				}
-				job := runner.BuildJob(o, id)
+				job := runner.BuildJob(o, runner.NewRunID())
 				four := int64(4)
 				job.Spec.ActiveDeadlineSeconds = &four
-				job, err := c.cs.BatchV1().Jobs(c.ns).Create(ctx, job, metav1.CreateOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return runner.RunOf(job)
+				return c.createRun(t, o, job, true)
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,15 +11,22 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/jstemmer/go-junit-report/v2/junit"
 
@@ -104,11 +111,394 @@ func TestBuildJob(t *testing.T) {
 	if tok.Value != "" || tok.ValueFrom == nil || tok.ValueFrom.SecretKeyRef.Name != SecretName("1126-235959-abcd") || tok.ValueFrom.SecretKeyRef.Key != "E2E_TEST_TOKEN" {
 		t.Errorf("secret env = %+v, want a secretKeyRef", tok)
 	}
-	if s := BuildSecret(o, "1126-235959-abcd"); string(s.Data["E2E_TEST_TOKEN"]) != secretValue || s.Name != SecretName("1126-235959-abcd") {
+	envDesc := env[EnvEnvironment]
+	if envDesc.ValueFrom == nil || envDesc.ValueFrom.SecretKeyRef.Name != SecretName("1126-235959-abcd") || envDesc.ValueFrom.SecretKeyRef.Key != EnvEnvironment {
+		t.Errorf("%s = %+v, want a secretKeyRef into the run's Secret", EnvEnvironment, envDesc)
+	}
+	if s := BuildSecret(o, "1126-235959-abcd"); string(s.Data["E2E_TEST_TOKEN"]) != secretValue || s.Name != SecretName("1126-235959-abcd") || string(s.Data[EnvEnvironment]) != o.Environment {
 		t.Errorf("secret = %+v", s)
 	}
-	if BuildSecret(Options{}, "x") != nil {
-		t.Error("a Secret without secret variables")
+	if s := BuildSecret(Options{}, "x"); s == nil || len(s.Data) != 1 {
+		t.Errorf("without secret variables the Secret holds only %s: %+v", EnvEnvironment, s)
+	}
+	if !*spec.Suspend {
+		t.Error("the Job is not created suspended")
+	}
+	ps := spec.Template.Spec
+	if ps.ServiceAccountName != IdentityName("1126-235959-abcd") || ps.ServiceAccountName != job.Name {
+		t.Errorf("serviceAccountName = %q, want the run's own (%s)", ps.ServiceAccountName, job.Name)
+	}
+	// the restricted Pod Security Standard
+	psc, sc := ps.SecurityContext, c.SecurityContext
+	if psc == nil || !*psc.RunAsNonRoot || *psc.RunAsUser != 65532 || *psc.RunAsGroup != 65532 || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod securityContext = %+v", psc)
+	}
+	if sc == nil || *sc.AllowPrivilegeEscalation || !*sc.RunAsNonRoot || *sc.RunAsUser != 65532 || fmt.Sprint(sc.Capabilities.Drop) != "[ALL]" || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("container securityContext = %+v", sc)
+	}
+	// a reserved variable never overrides the runner's own
+	o.Env = map[string]string{"PATH": "/evil", EnvNamespace: "other", "KUBERNETES_SERVICE_HOST": "1.2.3.4", "TESTSHIP_CHARTS": "a,b"}
+	o.Secrets = map[string]string{"HOME": "/x", EnvEnvironment: "{}"}
+	counts := map[string]int{}
+	for _, e := range BuildJob(o, "r").Spec.Template.Spec.Containers[0].Env {
+		counts[e.Name]++
+		if e.Name == "PATH" || e.Name == "HOME" || e.Name == "KUBERNETES_SERVICE_HOST" || (e.Name == EnvNamespace && e.Value != "ns1") {
+			t.Errorf("reserved variable in the pod: %+v", e)
+		}
+	}
+	for name, n := range counts {
+		if n > 1 {
+			t.Errorf("%s defined %d times", name, n)
+		}
+	}
+	if counts["TESTSHIP_CHARTS"] != 1 {
+		t.Error("TESTSHIP_CHARTS does not pass through")
+	}
+}
+
+func TestCheckReserved(t *testing.T) {
+	for _, c := range []struct {
+		env, secrets map[string]string
+		bad          string
+	}{
+		{env: map[string]string{"PATH": "x"}, bad: "PATH"},
+		{env: map[string]string{"HOME": "x"}, bad: "HOME"},
+		{env: map[string]string{"HOSTNAME": "x"}, bad: "HOSTNAME"},
+		{env: map[string]string{"KUBERNETES_SERVICE_HOST": "x"}, bad: "KUBERNETES_SERVICE_HOST"},
+		{env: map[string]string{"TESTSHIP_NAMESPACE": "x"}, bad: "TESTSHIP_NAMESPACE"},
+		{secrets: map[string]string{"PATH": secretValue}, bad: "PATH"},
+		{secrets: map[string]string{"TESTSHIP_ENVIRONMENT": secretValue}, bad: "TESTSHIP_ENVIRONMENT"},
+		{env: map[string]string{"TESTSHIP_CHARTS": "a", "FOO": "1"}, secrets: map[string]string{"E2E_TEST_X": "y"}},
+	} {
+		cs := newFake()
+		o := testOptions()
+		o.Env, o.Secrets = c.env, c.secrets
+		_, err := Launch(context.Background(), cs, o, io.Discard)
+		if c.bad == "" {
+			if err != nil {
+				t.Errorf("%v %v: %v", c.env, c.secrets, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.bad) || strings.Contains(err.Error(), secretValue) {
+			t.Errorf("%v: err %v, want one naming %s (and no value)", c, err, c.bad)
+		}
+		if n := len(cs.Actions()); n != 0 {
+			t.Errorf("%s: %d API requests before refusing, want none", c.bad, n)
+		}
+	}
+	// a tag is refused: the run must be of a digest
+	o := testOptions()
+	o.Image = "127.0.0.1:5000/testship/test:latest"
+	if _, err := Launch(context.Background(), newFake(), o, io.Discard); err == nil || !strings.Contains(err.Error(), "not pinned") {
+		t.Errorf("launch of a tag: %v", err)
+	}
+}
+
+func TestRunKey(t *testing.T) {
+	base := testOptions()
+	base.Rules, _ = config.ParseRules("delete:pods")
+	key := RunKey(base)
+	same := base
+	same.Environment = `{"Namespace":"elsewhere"}`
+	same.Env = map[string]string{"FOO": "bar"} // a new map, same content
+	if RunKey(same) != key {
+		t.Error("the environment description or map identity changes the run key")
+	}
+	same.Image = strings.Replace(base.Image, "/test@", "/test:v1@", 1)
+	if RunKey(same) != key {
+		t.Errorf("a tag beside the digest changes the run key (%s)", same.Image)
+	}
+	for name, mut := range map[string]func(o *Options){
+		"image":        func(o *Options) { o.Image = strings.Replace(o.Image, "@sha256:ab", "@sha256:cd", 1) },
+		"test":         func(o *Options) { o.Test = "other" },
+		"pattern":      func(o *Options) { o.Pattern = "^TestOther$" },
+		"args":         func(o *Options) { o.Args = []string{"-test.count=2"} },
+		"env value":    func(o *Options) { o.Env = map[string]string{"FOO": "baz"} },
+		"env name":     func(o *Options) { o.Env = map[string]string{"FOO2": "bar"} },
+		"secret value": func(o *Options) { o.Secrets = map[string]string{"E2E_TEST_TOKEN": "other"} },
+		"secret name":  func(o *Options) { o.Secrets = map[string]string{"E2E_TEST_OTHER": secretValue} },
+		"env to secret": func(o *Options) {
+			o.Env, o.Secrets = map[string]string{}, map[string]string{"FOO": "bar", "E2E_TEST_TOKEN": secretValue}
+		},
+		"rules": func(o *Options) { o.Rules, _ = config.ParseRules("delete:pods;get:secrets@db-password") },
+	} {
+		o := base
+		mut(&o)
+		if RunKey(o) == key {
+			t.Errorf("a different %s has the same run key", name)
+		}
+	}
+	if strings.Contains(key, secretValue) || len(key) != 32 {
+		t.Errorf("run key %q", key)
+	}
+}
+
+// newFake is a fake clientset that gives created objects a UID and a
+// creation time, as the API server does. Pods are left as the tests make
+// them: the Wait tests drive a pod by hand, updating the object they
+// created (which this reactor would change under them).
+func newFake(objs ...runtime.Object) *fake.Clientset {
+	cs := fake.NewClientset(objs...)
+	var n atomic.Int64
+	cs.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if obj, err := meta.Accessor(a.(k8stesting.CreateAction).GetObject()); err == nil && a.GetResource().Resource != "pods" {
+			obj.SetUID(types.UID(fmt.Sprintf("uid-%d", n.Add(1))))
+			obj.SetCreationTimestamp(metav1.Now())
+		}
+		return false, nil, nil
+	})
+	return cs
+}
+
+// ownedByJob checks that obj is owned by (only) the run's Job.
+func ownedByJob(t *testing.T, what string, obj metav1.Object, job *batchv1.Job) {
+	t.Helper()
+	refs := obj.GetOwnerReferences()
+	if len(refs) != 1 || refs[0].Kind != "Job" || refs[0].Name != job.Name || refs[0].UID != job.UID || job.UID == "" {
+		t.Errorf("%s owners %+v, want the Job %s (%s)", what, refs, job.Name, job.UID)
+	}
+}
+
+func TestLaunchSequenceAndOwnership(t *testing.T) {
+	ctx := context.Background()
+	cs := newFake()
+	var steps []string
+	launchHook = func(s string) error { steps = append(steps, s); return nil }
+	defer func() { launchHook = nil }()
+	o := testOptions()
+	o.Environment = `{"Namespace":"ns1"}`
+	o.Rules, _ = config.ParseRules("delete:pods")
+	run, err := Launch(ctx, cs, o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(steps, ","); got != "checked,job,lease,identity,resumed" {
+		t.Errorf("steps %s", got)
+	}
+	// the order of the writes: Job (suspended), Lease, Secret and identity, resume
+	var writes []string
+	for _, a := range cs.Actions() {
+		if a.GetVerb() == "create" || a.GetVerb() == "patch" || a.GetVerb() == "update" || a.GetVerb() == "delete" {
+			writes = append(writes, a.GetVerb()+" "+a.GetResource().Resource)
+		}
+	}
+	if got, want := strings.Join(writes, ", "), "create jobs, create leases, create secrets, create serviceaccounts, create roles, create rolebindings, patch jobs"; got != want {
+		t.Errorf("writes:\n got %s\nwant %s", got, want)
+	}
+	job, err := cs.BatchV1().Jobs("ns1").Get(ctx, run.JobName(), metav1.GetOptions{})
+	if err != nil || *job.Spec.Suspend {
+		t.Fatalf("job %v, suspended %v", err, job.Spec.Suspend)
+	}
+	name := IdentityName(run.ID)
+	sec, err := cs.CoreV1().Secrets("ns1").Get(ctx, SecretName(run.ID), metav1.GetOptions{})
+	if err != nil || string(sec.Data[EnvEnvironment]) != o.Environment {
+		t.Fatalf("secret: %v %v", err, sec)
+	}
+	ownedByJob(t, "Secret", sec, job)
+	sa, err := cs.CoreV1().ServiceAccounts("ns1").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownedByJob(t, "ServiceAccount", sa, job)
+	role, err := cs.RbacV1().Roles("ns1").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownedByJob(t, "Role", role, job)
+	rb, err := cs.RbacV1().RoleBindings("ns1").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownedByJob(t, "RoleBinding", rb, job)
+	if rb.RoleRef.Name != name || rb.Subjects[0].Name != name || job.Spec.Template.Spec.ServiceAccountName != name {
+		t.Errorf("binding %+v / pod SA %s, want all named %s", rb, job.Spec.Template.Spec.ServiceAccountName, name)
+	}
+	lease, err := cs.CoordinationV1().Leases("ns1").Get(ctx, LeaseName(o), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownedByJob(t, "Lease", lease, job)
+	for _, obj := range []metav1.Object{sec, sa, role, rb, lease} {
+		if obj.GetLabels()[LabelRunID] != run.ID {
+			t.Errorf("%s lacks the run label: %v", obj.GetName(), obj.GetLabels())
+		}
+	}
+}
+
+func TestLaunchKilledAtEachStep(t *testing.T) {
+	for _, stop := range []string{"checked", "job", "lease", "identity"} {
+		t.Run(stop, func(t *testing.T) {
+			ctx := context.Background()
+			cs := newFake()
+			launchHook = func(s string) error {
+				if s == stop {
+					return fmt.Errorf("killed after %s", s)
+				}
+				return nil
+			}
+			defer func() { launchHook = nil }()
+			if _, err := Launch(ctx, cs, testOptions(), io.Discard); err == nil {
+				t.Fatal("the hook did not stop the launch")
+			}
+			if stop == "checked" {
+				if len(cs.Actions()) != 0 {
+					t.Errorf("requests before the Job: %v", cs.Actions())
+				}
+				return
+			}
+			// everything there is owned by the (only) Job, which is suspended
+			jobs, _ := cs.BatchV1().Jobs("ns1").List(ctx, metav1.ListOptions{})
+			if len(jobs.Items) != 1 || !*jobs.Items[0].Spec.Suspend {
+				t.Fatalf("jobs %+v", jobs.Items)
+			}
+			job := &jobs.Items[0]
+			var objs []metav1.Object
+			ss, _ := cs.CoreV1().Secrets("ns1").List(ctx, metav1.ListOptions{})
+			for i := range ss.Items {
+				objs = append(objs, &ss.Items[i])
+			}
+			sas, _ := cs.CoreV1().ServiceAccounts("ns1").List(ctx, metav1.ListOptions{})
+			for i := range sas.Items {
+				objs = append(objs, &sas.Items[i])
+			}
+			rs, _ := cs.RbacV1().Roles("ns1").List(ctx, metav1.ListOptions{})
+			for i := range rs.Items {
+				objs = append(objs, &rs.Items[i])
+			}
+			rbs, _ := cs.RbacV1().RoleBindings("ns1").List(ctx, metav1.ListOptions{})
+			for i := range rbs.Items {
+				objs = append(objs, &rbs.Items[i])
+			}
+			ls, _ := cs.CoordinationV1().Leases("ns1").List(ctx, metav1.ListOptions{})
+			for i := range ls.Items {
+				objs = append(objs, &ls.Items[i])
+			}
+			want := map[string]int{"job": 0, "lease": 1, "identity": 5}[stop]
+			if len(objs) != want {
+				t.Errorf("%d objects besides the Job, want %d", len(objs), want)
+			}
+			for _, obj := range objs {
+				ownedByJob(t, obj.GetName(), obj, job)
+			}
+		})
+	}
+}
+
+func TestClaimTakesOverAtOnce(t *testing.T) {
+	ctx := context.Background()
+	o := testOptions()
+	// a Lease naming a run whose Job is gone (cancelled, or its TTL passed)
+	cs := newFake(&coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: LeaseName(o), Namespace: "ns1"},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To("gone"), AcquireTime: ptr.To(metav1.NewMicroTime(time.Now()))},
+	})
+	run, err := Launch(ctx, cs, o, io.Discard)
+	if err != nil || run.Attached {
+		t.Fatalf("launch over a run whose Job is gone: %+v %v", run, err)
+	}
+	// a suspended Job past the setup grace: its launcher died
+	stale := BuildJob(o, "stale")
+	stale.CreationTimestamp = metav1.NewTime(time.Now().Add(-setupGrace - time.Second))
+	lease, _ := cs.CoordinationV1().Leases("ns1").Get(ctx, LeaseName(o), metav1.GetOptions{})
+	lease.Spec.HolderIdentity = ptr.To("stale")
+	cs.CoordinationV1().Leases("ns1").Update(ctx, lease, metav1.UpdateOptions{})
+	cs.BatchV1().Jobs("ns1").Delete(ctx, run.JobName(), metav1.DeleteOptions{})
+	cs.Tracker().Add(stale)
+	run2, err := Launch(ctx, cs, o, io.Discard)
+	if err != nil || run2.Attached {
+		t.Fatalf("launch over a stale suspended run: %+v %v", run2, err)
+	}
+	// a fresh suspended Job is being set up: attach, and our own Job goes
+	setup := BuildJob(o, "setup")
+	setup.CreationTimestamp = metav1.Now()
+	cs.Tracker().Add(setup)
+	lease, _ = cs.CoordinationV1().Leases("ns1").Get(ctx, LeaseName(o), metav1.GetOptions{})
+	lease.Spec.HolderIdentity = ptr.To("setup")
+	cs.CoordinationV1().Leases("ns1").Update(ctx, lease, metav1.UpdateOptions{})
+	before, _ := cs.BatchV1().Jobs("ns1").List(ctx, metav1.ListOptions{})
+	run3, err := Launch(ctx, cs, o, io.Discard)
+	if err != nil || !run3.Attached || run3.ID != "setup" {
+		t.Fatalf("launch while an identical run is set up: %+v %v", run3, err)
+	}
+	after, _ := cs.BatchV1().Jobs("ns1").List(ctx, metav1.ListOptions{})
+	if len(after.Items) != len(before.Items) {
+		t.Errorf("the attaching launch left its own Job: %d Jobs, was %d", len(after.Items), len(before.Items))
+	}
+}
+
+func TestCancelReleasesClaim(t *testing.T) {
+	ctx := context.Background()
+	cs := newFake()
+	o := testOptions()
+	first, err := Launch(ctx, cs, o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Cancel(ctx, cs, "ns1", first.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoordinationV1().Leases("ns1").Get(ctx, LeaseName(o), metav1.GetOptions{}); err == nil {
+		t.Error("the cancelled run's Lease is still there")
+	}
+	second, err := Launch(ctx, cs, o, io.Discard)
+	if err != nil || second.Attached || second.ID == first.ID {
+		t.Fatalf("launch right after cancel: %+v %v", second, err)
+	}
+	// release leaves a Lease another run holds alone
+	job, _ := cs.BatchV1().Jobs("ns1").Get(ctx, second.JobName(), metav1.GetOptions{})
+	other := job.DeepCopy()
+	other.Labels[LabelRunID] = "someone-else"
+	if err := release(ctx, cs, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoordinationV1().Leases("ns1").Get(ctx, LeaseName(o), metav1.GetOptions{}); err != nil {
+		t.Errorf("release removed another run's Lease: %v", err)
+	}
+}
+
+func TestLaunchRefusesForeignIdentity(t *testing.T) {
+	ctx := context.Background()
+	o := testOptions()
+	o.RunID = "0101-000000-beef"
+	foreign := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: IdentityName(o.RunID), Namespace: "ns1"}}
+	cs := newFake(foreign)
+	_, err := Launch(ctx, cs, o, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "ServiceAccount ns1/"+IdentityName(o.RunID)) || !strings.Contains(err.Error(), "not reusing") {
+		t.Fatalf("launch over a foreign ServiceAccount: %v", err)
+	}
+	if jobs, _ := cs.BatchV1().Jobs("ns1").List(ctx, metav1.ListOptions{}); len(jobs.Items) != 0 {
+		t.Errorf("the failed launch left its Job")
+	}
+}
+
+func TestListShowsExpiry(t *testing.T) {
+	ctx := context.Background()
+	exp := time.Date(2026, 11, 28, 15, 0, 0, 0, time.UTC)
+	cs := newFake(
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns1", Annotations: map[string]string{AnnotationExpiresAt: exp.Format(time.RFC3339)}}},
+	)
+	o := testOptions()
+	if _, err := Launch(ctx, cs, o, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	o.Namespace = "ns2"
+	if _, err := Launch(ctx, cs, o, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := List(ctx, cs, "")
+	if err != nil || len(runs) != 2 {
+		t.Fatal(runs, err)
+	}
+	var buf bytes.Buffer
+	PrintList(&buf, runs)
+	for _, r := range runs {
+		if (r.Namespace == "ns1") != r.Expires.Equal(exp) {
+			t.Errorf("run in %s expires %v", r.Namespace, r.Expires)
+		}
+	}
+	if !strings.Contains(buf.String(), "EXPIRES") || !strings.Contains(buf.String(), "2026-11-28T15:00:00Z") {
+		t.Errorf("list:\n%s", buf.String())
 	}
 }
 
@@ -132,9 +522,27 @@ func TestRBACHasNoWildcards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa, role, rb := BuildRBAC("ns1", rules)
+	o := testOptions()
+	o.Rules = rules
+	sa, role, rb := BuildRBAC(o, "r1")
 	if sa.Namespace != "ns1" || role.Namespace != "ns1" || rb.Namespace != "ns1" || rb.RoleRef.Kind != "Role" {
 		t.Fatalf("RBAC not namespaced: %v %v %v", sa.Namespace, role.Namespace, rb.RoleRef)
+	}
+	if sa.Name != JobName("r1") || role.Name != sa.Name || rb.Name != sa.Name || rb.RoleRef.Name != sa.Name || rb.Subjects[0].Name != sa.Name {
+		t.Errorf("identity not the run's own: %s %s %s -> %s, %+v", sa.Name, role.Name, rb.Name, rb.RoleRef.Name, rb.Subjects)
+	}
+	for i, r := range role.Rules {
+		for _, res := range r.Resources {
+			if res == "secrets" && len(r.ResourceNames) == 0 {
+				t.Errorf("the run's Role reads Secrets: %+v", r)
+			}
+		}
+		if i < len(baseRules) && strings.Join(r.Verbs, ",") != "get,list,watch" {
+			t.Errorf("a base rule is not read-only: %+v", r)
+		}
+	}
+	if len(role.Rules) != len(baseRules)+len(rules) {
+		t.Errorf("%d rules, want the %d base rules and the %d extra", len(role.Rules), len(baseRules), len(rules))
 	}
 	var sawDelete bool
 	for _, r := range role.Rules {
@@ -338,7 +746,7 @@ func TestClassify(t *testing.T) {
 
 func TestLaunchAttachesToRunningRun(t *testing.T) {
 	ctx := context.Background()
-	cs := fake.NewClientset()
+	cs := newFake()
 	o := testOptions()
 	var out bytes.Buffer
 	first, err := Launch(ctx, cs, o, &out)
@@ -445,7 +853,7 @@ func TestWaitWithFakeCluster(t *testing.T) {
 		{"image pull", corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "not found"}}, ExitImagePull, ReasonImagePull},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cs := fake.NewClientset()
+			cs := newFake()
 			run, err := Launch(ctx, cs, testOptions(), io.Discard)
 			if err != nil {
 				t.Fatal(err)
@@ -479,7 +887,7 @@ func TestWaitWithFakeCluster(t *testing.T) {
 }
 
 func TestFollowDeadlineLeavesRunGoing(t *testing.T) {
-	cs := fake.NewClientset()
+	cs := newFake()
 	run, err := Launch(context.Background(), cs, testOptions(), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -516,7 +924,7 @@ func TestNoTestsWarnsAndMarkdown(t *testing.T) {
 
 func TestConcurrentLaunchesMakeOneRun(t *testing.T) {
 	ctx := context.Background()
-	cs := fake.NewClientset()
+	cs := newFake()
 	o := testOptions()
 	o.Secrets = nil
 	ids := make(chan string, 8)
@@ -546,7 +954,7 @@ func TestConcurrentLaunchesMakeOneRun(t *testing.T) {
 }
 
 func TestWaitTimeoutLeavesRunGoing(t *testing.T) {
-	cs := fake.NewClientset()
+	cs := newFake()
 	run, err := Launch(context.Background(), cs, testOptions(), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -591,5 +999,36 @@ func TestLineResumerReportsGap(t *testing.T) {
 	r2.read(strings.NewReader(stamp(t1, "b")+stamp(t2, "c")), true)
 	if len(gaps) != 0 {
 		t.Fatalf("gap reported for a complete resume: %v", gaps)
+	}
+}
+
+// A finished run releases its claim: the next identical launch is a new
+// run, with no wait.
+func TestFinishedRunReleasesClaim(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cs := newFake()
+	o := testOptions()
+	run, err := Launch(ctx, cs, o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: run.JobName() + "-x", Namespace: "ns1", Labels: run.Job.Spec.Template.Labels},
+		Spec:       run.Job.Spec.Template.Spec,
+		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}}}},
+	}
+	if _, err := cs.CoreV1().Pods("ns1").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoordinationV1().Leases("ns1").Get(ctx, LeaseName(o), metav1.GetOptions{}); err != nil {
+		t.Fatalf("no claim while the run goes: %v", err)
+	}
+	if res, err := Follow(ctx, cs, run, FollowOptions{}); err != nil || res.ExitCode != 0 {
+		t.Fatalf("follow: %+v %v", res, err)
+	}
+	if _, err := cs.CoordinationV1().Leases("ns1").Get(ctx, LeaseName(o), metav1.GetOptions{}); err == nil {
+		t.Error("the finished run's Lease is still there")
 	}
 }

@@ -4,14 +4,17 @@
 // A run is one Job, one pod, one container: the test image's entrypoint (the
 // `go test -c` binary) with -test.v, -test.run and -test.timeout. The pod
 // gets the caller's TEST_* variables with the prefix removed, the secrets
-// through a Kubernetes Secret, and a ServiceAccount whose namespaced Role
-// lets the in-test library find the environment.
+// through a Kubernetes Secret, and its own ServiceAccount whose namespaced
+// Role lets the in-test library find the environment (and read no Secret).
+// Everything a run creates is owned by its Job.
 package runner
 
 import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"os"
 	"regexp"
 	"sort"
@@ -46,8 +49,9 @@ const (
 
 	// ContainerName is the name of the test container in the pod.
 	ContainerName = "test"
-	// ServiceAccountName is the identity of every remote test pod.
-	ServiceAccountName = "testship-runner"
+	// RunAsUser is the uid (and gid) the test runs as: the base image's
+	// non-root user.
+	RunAsUser = 65532
 
 	// DeadlineMargin is added to the test timeout for the Job's
 	// activeDeadlineSeconds, so that the test binary's own timeout (which
@@ -60,12 +64,16 @@ const (
 	EnvRemote    = "TESTSHIP_REMOTE"
 	EnvNamespace = "TESTSHIP_NAMESPACE"
 	EnvRunID     = "TESTSHIP_RUN_ID"
+	// EnvEnvironment holds Options.Environment, the description of the
+	// deployed environment (from the run's Secret).
+	EnvEnvironment = "TESTSHIP_ENVIRONMENT"
 )
 
 // Options describe one remote run.
 type Options struct {
 	Namespace string
-	// Image is the test image, best pinned (registry/repo@sha256:...).
+	// Image is the test image, pinned (registry/repo@sha256:...; see
+	// pkg/imageref): Launch refuses a tag.
 	Image string
 	// Test names what is tested (e.g. the package, "./tests/link"); it
 	// labels the run and, with Image and Pattern, identifies it for attach.
@@ -81,6 +89,11 @@ type Options struct {
 	// printed.
 	Env     map[string]string
 	Secrets map[string]string
+	// Environment is an opaque (JSON) description of the deployed
+	// environment, handed to the remote copy as TESTSHIP_ENVIRONMENT
+	// through the run's Secret, so that it needs no Helm release records.
+	// It is not part of the run key.
+	Environment string
 
 	Resources    corev1.ResourceRequirements
 	NodeSelector map[string]string
@@ -88,7 +101,7 @@ type Options struct {
 	DoNotEvict   bool
 	// TTL is ttlSecondsAfterFinished; 0 means 24h.
 	TTL time.Duration
-	// Rules extend the runner's Role.
+	// Rules extend the run's Role (validated by config.ParseRules).
 	Rules []rbacv1.PolicyRule
 	// NewRun starts a new run even when an identical one is running.
 	NewRun bool
@@ -187,11 +200,66 @@ func imageLabel(image string) string {
 	return labelValue(image)
 }
 
-// RunKey identifies "the same test from the same image in the same
-// namespace": runs with equal keys attach to each other.
+// RunKey identifies a launch: runs with equal keys attach to each other.
+// It covers the image (by digest), the test, the pattern, the arguments,
+// the forwarded variables' names and values, the secrets and the extra
+// rules, so only a truly identical launch attaches; values enter only
+// through a hash. The environment description does not count: the same
+// test against a redeployed environment is the same run.
 func RunKey(o Options) string {
-	sum := sha256.Sum256([]byte(o.Image + "\x00" + o.Test + "\x00" + o.Pattern + "\x00" + strings.Join(o.Args, "\x00")))
-	return hex.EncodeToString(sum[:])[:32]
+	h := sha256.New()
+	field := func(s string) {
+		fmt.Fprintf(h, "%d:%s", len(s), s)
+	}
+	field(imageIdentity(o.Image))
+	field(o.Test)
+	field(o.Pattern)
+	field(strings.Join(o.Args, "\x00"))
+	for _, m := range []map[string]string{o.Env, o.Secrets} {
+		keys := sortedKeys(m)
+		field(strings.Join(keys, ","))
+		for _, k := range keys {
+			field(m[k])
+		}
+	}
+	rules, _ := json.Marshal(o.Rules)
+	field(string(rules))
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// imageIdentity is what identifies an image for the run key: its
+// repository and digest, whatever tag the reference also names
+// (repo:tag@sha256:... and repo@sha256:... are one image).
+func imageIdentity(image string) string {
+	repo, dig, ok := strings.Cut(image, "@")
+	if !ok {
+		return image
+	}
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	return repo + "@" + dig
+}
+
+// CheckReserved returns an error naming every forwarded or secret variable
+// of o that would override a reserved one (Reserved); the pass-through
+// TESTSHIP_CHARTS may be forwarded.
+func CheckReserved(o Options) error {
+	var bad []string
+	for _, k := range sortedKeys(o.Env) {
+		if config.Reserved(k) && !passThrough[k] {
+			bad = append(bad, k+" (forwarded as TEST_"+k+")")
+		}
+	}
+	for _, k := range sortedKeys(o.Secrets) {
+		if config.Reserved(k) {
+			bad = append(bad, k+" (secret)")
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("runner: the remote test's variables %s would override what the pod needs (see config.Reserved: TESTSHIP_*, KUBERNETES_*, PATH, HOME, ...; TESTSHIP_ALLOW_VARS frees the Go runtime's): rename them", strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 // Labels identifying a run, on its Job, pod and Secret.
@@ -227,8 +295,12 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// BuildJob returns the run's Job. Secret values are not in it: each secret
-// variable is a secretKeyRef into SecretName(runID).
+// BuildJob returns the run's Job, suspended: Launch resumes it once the
+// run's Secret and identity exist. Secret values are not in it: each secret
+// variable, and TESTSHIP_ENVIRONMENT, is a secretKeyRef into
+// SecretName(runID). A forwarded or secret variable that is Reserved is left
+// out (Launch refuses such options before this). The pod passes the
+// restricted Pod Security Standard.
 func BuildJob(o Options, runID string) *batchv1.Job {
 	labels := runLabels(o, runID)
 	ttl := o.TTL
@@ -247,24 +319,31 @@ func BuildJob(o Options, runID string) *batchv1.Job {
 		podAnnotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] = "false"
 	}
 
+	fromSecret := func(name string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: SecretName(runID)},
+				Key:                  name,
+			},
+		}}
+	}
 	env := []corev1.EnvVar{
 		{Name: EnvRemote, Value: "true"},
 		{Name: EnvNamespace, Value: o.Namespace},
 		{Name: EnvRunID, Value: runID},
+		fromSecret(EnvEnvironment),
 	}
 	for _, k := range sortedKeys(o.Env) {
-		if k == EnvRemote || k == EnvNamespace || k == EnvRunID {
-			continue // where it runs is not the caller's to say
+		if config.Reserved(k) && !passThrough[k] {
+			continue // where and how it runs is not the caller's to say
 		}
 		env = append(env, corev1.EnvVar{Name: k, Value: o.Env[k]})
 	}
 	for _, k := range sortedKeys(o.Secrets) {
-		env = append(env, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{
-			SecretKeyRef: &corev1.SecretKeySelector{
-				LocalObjectReference: corev1.LocalObjectReference{Name: SecretName(runID)},
-				Key:                  k,
-			},
-		}})
+		if config.Reserved(k) {
+			continue
+		}
+		env = append(env, fromSecret(k))
 	}
 
 	var deadline *int64
@@ -279,6 +358,7 @@ func BuildJob(o Options, runID string) *batchv1.Job {
 			Annotations: annotations,
 		},
 		Spec: batchv1.JobSpec{
+			Suspend:                 ptr.To(true),
 			BackoffLimit:            ptr.To(int32(0)),
 			Completions:             ptr.To(int32(1)),
 			Parallelism:             ptr.To(int32(1)),
@@ -288,12 +368,18 @@ func BuildJob(o Options, runID string) *batchv1.Job {
 				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: podAnnotations},
 				Spec: corev1.PodSpec{
 					RestartPolicy:                 corev1.RestartPolicyNever,
-					ServiceAccountName:            ServiceAccountName,
+					ServiceAccountName:            IdentityName(runID),
 					AutomountServiceAccountToken:  ptr.To(true),
 					EnableServiceLinks:            ptr.To(false),
 					TerminationGracePeriodSeconds: ptr.To(int64(10)),
 					NodeSelector:                  o.NodeSelector,
 					Tolerations:                   o.Tolerations,
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptr.To(true),
+						RunAsUser:      ptr.To(int64(RunAsUser)),
+						RunAsGroup:     ptr.To(int64(RunAsUser)),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
 					Containers: []corev1.Container{{
 						Name:                     ContainerName,
 						Image:                    o.Image,
@@ -303,7 +389,12 @@ func BuildJob(o Options, runID string) *batchv1.Job {
 						Resources:                o.Resources,
 						TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 						SecurityContext: &corev1.SecurityContext{
+							RunAsNonRoot:             ptr.To(true),
+							RunAsUser:                ptr.To(int64(RunAsUser)),
+							RunAsGroup:               ptr.To(int64(RunAsUser)),
 							AllowPrivilegeEscalation: ptr.To(false),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+							SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 						},
 					}},
 				},
@@ -312,15 +403,14 @@ func BuildJob(o Options, runID string) *batchv1.Job {
 	}
 }
 
-// BuildSecret returns the Secret holding the run's secret variables, or nil
-// when there are none.
+// BuildSecret returns the Secret holding the run's secret variables and
+// the environment description (key TESTSHIP_ENVIRONMENT, always present).
 func BuildSecret(o Options, runID string) *corev1.Secret {
-	if len(o.Secrets) == 0 {
-		return nil
-	}
-	data := map[string][]byte{}
+	data := map[string][]byte{EnvEnvironment: []byte(o.Environment)}
 	for k, v := range o.Secrets {
-		data[k] = []byte(v)
+		if !config.Reserved(k) {
+			data[k] = []byte(v)
+		}
 	}
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
@@ -335,31 +425,37 @@ func BuildSecret(o Options, runID string) *corev1.Secret {
 
 // baseRules is what the in-test library needs to find and use the
 // environment: read workloads, pods, their logs, services and endpoints
-// (port URLs), configmaps, and secrets, which is where Helm keeps its
-// release records (pkg/environment's Connect reads them).
+// (port URLs), configmaps and events. No Secrets: the environment's
+// description comes in TESTSHIP_ENVIRONMENT instead of Helm's release
+// records, and other runs' Secrets stay out of reach.
 var baseRules = []rbacv1.PolicyRule{
-	{APIGroups: []string{""}, Resources: []string{"pods", "pods/log", "services", "endpoints", "configmaps", "secrets", "events", "serviceaccounts", "persistentvolumeclaims"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{""}, Resources: []string{"pods", "pods/log", "services", "endpoints", "configmaps", "events"}, Verbs: []string{"get", "list", "watch"}},
 	{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "replicasets", "daemonsets"}, Verbs: []string{"get", "list", "watch"}},
 	{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get", "list", "watch"}},
 	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}},
 	{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}, Verbs: []string{"get", "list", "watch"}},
 }
 
-// BuildRBAC returns the ServiceAccount, Role and RoleBinding of the remote
-// runner in the namespace: namespaced read rights plus the extra rules.
-func BuildRBAC(namespace string, extra []rbacv1.PolicyRule) (*corev1.ServiceAccount, *rbacv1.Role, *rbacv1.RoleBinding) {
-	labels := map[string]string{LabelManagedBy: ManagedBy, LabelComponent: Component}
+// IdentityName is the name of a run's ServiceAccount, Role and
+// RoleBinding: its Job's.
+func IdentityName(runID string) string { return JobName(runID) }
+
+// BuildRBAC returns the run's own ServiceAccount, Role and RoleBinding:
+// namespaced read rights (baseRules) plus o.Rules. Launch makes them owned
+// by the run's Job.
+func BuildRBAC(o Options, runID string) (*corev1.ServiceAccount, *rbacv1.Role, *rbacv1.RoleBinding) {
+	name := IdentityName(runID)
 	meta := func() metav1.ObjectMeta {
-		return metav1.ObjectMeta{Name: ServiceAccountName, Namespace: namespace, Labels: labels}
+		return metav1.ObjectMeta{Name: name, Namespace: o.Namespace, Labels: runLabels(o, runID)}
 	}
 	rules := append([]rbacv1.PolicyRule{}, baseRules...)
-	rules = append(rules, extra...)
-	sa := &corev1.ServiceAccount{ObjectMeta: meta()}
+	rules = append(rules, o.Rules...)
+	sa := &corev1.ServiceAccount{ObjectMeta: meta(), AutomountServiceAccountToken: ptr.To(false)}
 	role := &rbacv1.Role{ObjectMeta: meta(), Rules: rules}
 	rb := &rbacv1.RoleBinding{
 		ObjectMeta: meta(),
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: ServiceAccountName},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: ServiceAccountName, Namespace: namespace}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: o.Namespace}},
 	}
 	return sa, role, rb
 }

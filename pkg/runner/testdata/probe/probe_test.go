@@ -6,8 +6,13 @@ package probe
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -70,6 +75,48 @@ func TestEnv(t *testing.T) {
 	sum := sha256.Sum256([]byte(os.Getenv("E2E_TEST_PROBE_SECRET")))
 	fmt.Printf("probe: secret sha256=%s set=%v\n", hex.EncodeToString(sum[:]), os.Getenv("E2E_TEST_PROBE_SECRET") != "")
 	fmt.Printf("probe: remote=%s namespace=%s run=%s\n", os.Getenv("TESTSHIP_REMOTE"), os.Getenv("TESTSHIP_NAMESPACE"), os.Getenv("TESTSHIP_RUN_ID"))
+	fmt.Printf("probe: environment=%s\n", os.Getenv("TESTSHIP_ENVIRONMENT"))
+	fmt.Printf("probe: uid=%d gid=%d\n", os.Getuid(), os.Getgid())
+	if status, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(line, "Seccomp:") || strings.HasPrefix(line, "NoNewPrivs:") || strings.HasPrefix(line, "CapEff:") {
+				fmt.Printf("probe: %s\n", strings.Join(strings.Fields(line), " "))
+			}
+		}
+	}
+}
+
+// TestReadSecrets tries, with the pod's own ServiceAccount token, to read
+// each Secret named in PROBE_READ_SECRETS (comma-separated) in the run's
+// namespace, after PROBE_SLEEP, and prints the HTTP status of each.
+func TestReadSecrets(t *testing.T) {
+	if d, err := time.ParseDuration(os.Getenv("PROBE_SLEEP")); err == nil {
+		time.Sleep(d)
+	}
+	const sa = "/var/run/secrets/kubernetes.io/serviceaccount/"
+	token, err := os.ReadFile(sa + "token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := os.ReadFile(sa + "ca.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	host := net.JoinHostPort(os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT"))
+	for _, name := range strings.Split(os.Getenv("PROBE_READ_SECRETS"), ",") {
+		req, _ := http.NewRequest("GET", "https://"+host+"/api/v1/namespaces/"+os.Getenv("TESTSHIP_NAMESPACE")+"/secrets/"+name, nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("read secret %s: %v", name, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		fmt.Printf("probe: secret %s HTTP %d\n", name, resp.StatusCode)
+	}
 }
 
 // TestSleep prints a line every 200ms for PROBE_SLEEP (default 10s).
