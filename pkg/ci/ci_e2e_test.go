@@ -248,3 +248,72 @@ func TestRemoteFailureAnnotatedAndSummarised(t *testing.T) {
 	// KEEP_ENVIRONMENTS=never: the pipeline destroyed the environment
 	waitNamespaceGone(t, cs, ns, 3*time.Minute)
 }
+
+// A run that outlives the job: ci:remote detached returns while the link
+// test soaks and names the run in the summary; ci:remote attach with a
+// short local wait gives up (exit 87) and leaves it running, named again;
+// ci:cleanup (the workflow's last step, fed the outputs) cancels it and
+// removes the namespace.
+func TestRemoteDetachedAttachAndCleanup(t *testing.T) {
+	e2e.Docker(t)
+	bin := mage(t)
+	cs := clientset(t)
+	const ns = "ts-ci-e2e-detached"
+	run := func(env []string, target string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(bin, target)
+		cmd.Dir = repoRoot
+		cmd.Env = env
+		b, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(b), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", target, err, b)
+		}
+		return string(b), 0
+	}
+	env, output, summary := ghaEnv(t, ns, "TEST_LINK_SOAK=90s", "TESTSHIP_MODE=detached")
+	out, code := run(env, "ci:remote")
+	if code != 0 {
+		t.Fatalf("ci:remote detached: exit %d\n%s", code, out)
+	}
+	o := outputs(output)
+	id := o["run_id"]
+	if id == "" || o["namespace"] != ns {
+		t.Fatalf("outputs = %v, want run_id and namespace=%s\n%s", o, ns, out)
+	}
+	sum, _ := os.ReadFile(summary)
+	if want := "ENV_NAMESPACE=" + ns + " go run magefile.go run:attach " + id; !strings.Contains(string(sum), want) {
+		t.Errorf("summary lacks the re-attach command %q:\n%s", want, sum)
+	}
+
+	env2, output2, summary2 := ghaEnv(t, ns, "TESTSHIP_MODE=attach", "TESTSHIP_CI_RUN="+id, "TESTSHIP_WAIT_TIMEOUT=5s")
+	out, code = run(env2, "ci:remote")
+	if code != runner.ExitWaitTimeout {
+		t.Errorf("ci:remote attach with a 5s wait: exit %d, want %d\n%s", code, runner.ExitWaitTimeout, out)
+	}
+	if o := outputs(output2); o["run_id"] != id || o["namespace"] != ns {
+		t.Errorf("attach outputs = %v, want run_id=%s namespace=%s", o, id, ns)
+	}
+	sum, _ = os.ReadFile(summary2)
+	if !strings.Contains(string(sum), "Run `"+id+"` goes on in namespace `"+ns+"`") {
+		t.Errorf("attach summary does not name the run left going:\n%s", sum)
+	}
+	if _, err := cs.BatchV1().Jobs(ns).Get(context.Background(), runner.JobName(id), metav1.GetOptions{}); err != nil {
+		t.Fatalf("the run must go on after a local wait timeout: %v", err)
+	}
+
+	env3, _, _ := ghaEnv(t, "", "TESTSHIP_CI_RUN="+id, "ENV_NAMESPACE="+ns)
+	out, code = run(env3, "ci:cleanup")
+	if code != 0 {
+		t.Errorf("ci:cleanup: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"cancelled run " + id, "namespace " + ns + ": deleted"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ci:cleanup output lacks %q:\n%s", want, out)
+		}
+	}
+	waitNamespaceGone(t, cs, ns, time.Minute)
+}
