@@ -74,6 +74,7 @@ func RunRemote(ctx context.Context, c config.CI) error {
 				return err
 			}
 			o.Run.JobImage = st.Test.Pinned()
+			_ = gha.AppendSummary(fmt.Sprintf("Test image: `%s`\n", o.Run.JobImage))
 			return nil
 		}
 		seq.Run = func(ctx context.Context, started func(id, ns string)) error {
