@@ -4,11 +4,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 
 	"github.com/magefile/mage/mg"
 	"github.com/magefile/mage/sh"
+
+	"github.com/testship/testship/pkg/ci"
 )
 
 // Test runs testship's own tests.
@@ -28,36 +29,26 @@ func (Test) E2e(ctx context.Context) error {
 	return sh.RunV("go", "test", "-tags", "e2e", "-p", "1", "-count=1", "-timeout", "60m", "./...")
 }
 
-// All runs the unit tests, brings up the local stack, runs the end-to-end tests and takes the stack down.
+// All runs the unit tests, then ci:e2e (dev:up, image:push, end-to-end tests, dev:down) with the stack's own down/status/up test before dev:down.
 //
 // This is the project's test command, the one .ci/run runs. After the
 // end-to-end tests, a last test takes the stack down, checks that no process
 // or network state is left, and brings it back. Set
 // TESTSHIP_KEEP_STACK=true to leave the stack running afterwards.
-func (Test) All(ctx context.Context) (err error) {
+func (Test) All(ctx context.Context) error {
 	if err := (Test{}).Unit(ctx); err != nil {
 		return err
 	}
-	if err := (Dev{}).Up(ctx); err != nil {
-		return err
-	}
-	if os.Getenv("TESTSHIP_KEEP_STACK") != "true" {
-		defer func() {
-			if derr := (Dev{}).Down(context.WithoutCancel(ctx)); derr != nil && err == nil {
-				err = fmt.Errorf("dev:down after the tests: %w", derr)
-			}
-		}()
-	}
-	// The link example's test deploys the images the pipeline pushed.
-	if err := (Image{}).Push(ctx); err != nil {
-		return err
-	}
-	if err := (Test{}).E2e(ctx); err != nil {
+	seq, err := e2eSequence()
+	if err != nil {
 		return err
 	}
 	// Last and alone: it stops the stack, checks nothing is left, and
 	// brings it back up.
-	return sh.RunV("go", "test", "-tags", "e2e e2e_down", "-count=1", "-timeout", "15m", "-run", "^TestDownStatusUp$", "./pkg/devstack/")
+	seq.After = []ci.Step{{Name: "TestDownStatusUp", Run: func(ctx context.Context) error {
+		return sh.RunV("go", "test", "-tags", "e2e e2e_down", "-count=1", "-timeout", "15m", "-run", "^TestDownStatusUp$", "./pkg/devstack/")
+	}}}
+	return seq.Run(ctx)
 }
 
 // Bench runs the benchmarks (image pipeline, remote runner) against the running local stack.

@@ -59,3 +59,12 @@ func appendTo(envVar, text string) error {
 	}
 	return f.Close()
 }
+
+// SetEnv appends name=value to $GITHUB_ENV, so later steps of the job see
+// the variable.
+func SetEnv(name, value string) error {
+	if strings.ContainsAny(name, "=\n") || name == "" || strings.Contains(value, "\n") {
+		return fmt.Errorf("gha: environment variable %q: want a name without '=' or newlines and a one-line value", name)
+	}
+	return appendTo("GITHUB_ENV", name+"="+value+"\n")
+}

@@ -41,6 +41,9 @@ type Options struct {
 	// Detach returns once the remote test has started (run:detached), as
 	// DETACH_RUNNER=true does.
 	Detach bool
+	// Started, when set, is called with the run's id and namespace as soon
+	// as the run has been launched (pkg/ci records them for its cleanup).
+	Started func(id, namespace string)
 	// Out gets progress and the test's output (standard output); Log gets
 	// the runner's messages (standard error).
 	Out, Log io.Writer
@@ -130,6 +133,13 @@ func Remote(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// Outputs as soon as the run exists, so that a later step (ci:cleanup
+	// after a cancelled job) can find it even when this process is killed.
+	_ = gha.SetOutput("run_id", run.ID)
+	_ = gha.SetOutput("namespace", run.Namespace)
+	if o.Started != nil {
+		o.Started(run.ID, run.Namespace)
+	}
 	fo := runner.FollowOptions{WaitOptions: runner.WaitOptions{Out: o.Out, Log: o.Log, Detach: o.Detach}}
 	fo.FromConfig(o.Run, o.Env.Keep)
 	detach := fo.Detach
@@ -145,9 +155,7 @@ func Remote(ctx context.Context, o Options) error {
 	if rec != nil && res != nil && !res.Detached {
 		WriteReports(o.Log, rec, o.Run.JUnit, ro.Test, res)
 	}
-	// In GitHub Actions: step outputs and the job summary.
-	_ = gha.SetOutput("run_id", run.ID)
-	_ = gha.SetOutput("namespace", run.Namespace)
+	// In GitHub Actions: the exit code and the job summary.
 	if res != nil && !res.Detached {
 		_ = gha.SetOutput("exit_code", strconv.Itoa(res.ExitCode))
 		_ = gha.AppendSummary(res.Markdown())

@@ -1,12 +1,10 @@
-// Package workflows checks testship's GitHub Actions workflows and runs their
-// steps locally.
+// Package workflows checks testship's GitHub Actions workflows.
 //
 // Lint runs actionlint (as a library) plus testship's own policy: actions
-// pinned to full commit SHAs with a version comment, permissions granted per
-// job (id-token: write only where AWS OIDC is used) and a concurrency group.
-// Local runs a job's run: steps in order on this machine, as a GitHub-hosted
-// runner would, so the workflow's commands can be tested against the local
-// stack.
+// pinned to full commit SHAs with a "# vX.Y.Z" comment, permissions granted
+// per job (id-token: write only where AWS OIDC is used), a concurrency
+// group, and every run: step a call of a known Mage target (the sequences
+// live in Go, in pkg/ci, not in YAML).
 package workflows
 
 import (
@@ -74,6 +72,10 @@ func Lint(root string, out io.Writer, opts LintOptions) ([]*actionlint.Error, er
 	if err != nil {
 		return nil, fmt.Errorf("workflows: %w", err)
 	}
+	known, err := knownTargets(root)
+	if err != nil {
+		return nil, err
+	}
 	var all []*actionlint.Error
 	for _, f := range files {
 		src, err := os.ReadFile(f)
@@ -85,7 +87,7 @@ func Lint(root string, out io.Writer, opts LintOptions) ([]*actionlint.Error, er
 			Shellcheck: shellcheck,
 			WorkingDir: root,
 			OnRulesCreated: func(rules []actionlint.Rule) []actionlint.Rule {
-				return append(rules, newPolicyRule(src))
+				return append(rules, newPolicyRule(src, known))
 			},
 		})
 		if err != nil {
@@ -115,18 +117,22 @@ const policyRuleName = "testship-policy"
 type policyRule struct {
 	actionlint.RuleBase
 	lines []string
+	// targets are the known Mage targets (nil: run: steps not checked).
+	targets map[string]bool
 }
 
-func newPolicyRule(src []byte) *policyRule {
+func newPolicyRule(src []byte, targets map[string]bool) *policyRule {
 	return &policyRule{
-		RuleBase: actionlint.NewRuleBase(policyRuleName, "actions pinned to commit SHAs, permissions per job, concurrency groups"),
+		RuleBase: actionlint.NewRuleBase(policyRuleName, "actions pinned to commit SHAs, permissions per job, concurrency groups, run: steps call Mage targets"),
 		lines:    strings.Split(string(src), "\n"),
+		targets:  targets,
 	}
 }
 
 var (
-	shaRe         = regexp.MustCompile(`^[0-9a-f]{40}$`)
-	versionNoteRe = regexp.MustCompile(`#\s*v\d+\.\d+\.\d+\b`)
+	shaRe = regexp.MustCompile(`^[0-9a-f]{40}$`)
+	// the release right after the SHA: uses: owner/repo@<sha> # v1.2.3
+	versionNoteRe = regexp.MustCompile(`@[0-9a-f]{40}\s+#\s*v\d+\.\d+\.\d+\s*$`)
 )
 
 const oidcAction = "aws-actions/configure-aws-credentials"
@@ -191,6 +197,12 @@ func (r *policyRule) VisitJobPre(j *actionlint.Job) error {
 }
 
 func (r *policyRule) VisitStep(s *actionlint.Step) error {
+	if run, ok := s.Exec.(*actionlint.ExecRun); ok && r.targets != nil && run.Run != nil {
+		if msg := CheckRun(run.Run.Value, r.targets); msg != "" {
+			r.Error(run.Run.Pos, msg)
+		}
+		return nil
+	}
 	a, ok := s.Exec.(*actionlint.ExecAction)
 	if !ok || a.Uses == nil || a.Uses.ContainsExpression() {
 		return nil
@@ -211,7 +223,7 @@ func (r *policyRule) VisitStep(s *actionlint.Step) error {
 		return nil
 	}
 	if line := a.Uses.Pos.Line - 1; line >= 0 && line < len(r.lines) && !versionNoteRe.MatchString(r.lines[line]) {
-		r.Errorf(a.Uses.Pos, "say which release %q is: add a comment such as # v1.2.3 after it", uses)
+		r.Errorf(a.Uses.Pos, "say which release %q is: end the line with its version, e.g. %s # v1.2.3 (Dependabot keeps it current)", uses, uses)
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rhysd/actionlint"
 )
 
 // repoRoot is the repository root, two levels above this package.
@@ -104,53 +106,125 @@ func TestPolicyFindsProblems(t *testing.T) {
 	}
 }
 
-// The remote-test workflow keeps the contract README and the other targets
-// rely on: its inputs, the variables they become, and the image reference
-// travelling from the push step to the run steps through $GITHUB_OUTPUT.
-func TestRemoteTestWorkflowContract(t *testing.T) {
-	w, err := Load(filepath.Join(repoRoot, Dir, "remote-test.yml"))
+// Every run: step of the project's workflows calls a Mage target that
+// exists in magefiles/ (or compiles them), through the compiled binary.
+func TestRunStepsCallKnownTargets(t *testing.T) {
+	known, err := knownTargets(repoRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	job := w.Jobs["remote-test"]
-	if job == nil {
-		t.Fatal("no job remote-test")
-	}
-	env := map[string]string{}
-	for _, v := range job.Env.Vars {
-		env[v.Name.Value] = v.Value.Value
-	}
-	for name, want := range map[string]string{
-		"TESTSHIP_RUN":      "inputs.run",
-		"ENV_NAMESPACE":     "inputs.namespace",
-		"KEEP_ENVIRONMENTS": "inputs.keep",
-		"TESTSHIP_TIMEOUT":  "inputs.timeout",
-		"TESTSHIP_MODE":     "inputs.mode",
-		"TESTSHIP_REGISTRY": "vars.TESTSHIP_REGISTRY",
-	} {
-		if !strings.Contains(env[name], want) {
-			t.Errorf("job env %s = %q, want it from %s", name, env[name], want)
+	for _, want := range []string{"ci:e2e", "ci:remote", "ci:cleanup", "ci:vet", "ci:kubeconfig", "test:all", "test:unit", "lint:workflows", "image:push", "run:remote", "bench"} {
+		if !known[want] {
+			t.Errorf("Targets(magefiles) lacks %s", want)
 		}
 	}
-	var runs []string
-	pushed := 0
-	for _, s := range job.Steps {
-		if s.Env != nil {
-			if v, ok := s.Env.Vars["env_job_image"]; ok {
-				if v.Value.Value != "${{ steps.push.outputs.test_image }}" {
-					t.Errorf("step %q: ENV_JOB_IMAGE = %q, want the push step's test_image output", stepName(s, 0), v.Value.Value)
+	files, err := Files(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]bool{}
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, errs := actionlint.Parse(src)
+		if len(errs) > 0 {
+			t.Fatalf("%s: %v", f, errs[0])
+		}
+		for id, j := range w.Jobs {
+			for i, s := range j.Steps {
+				run, ok := s.Exec.(*actionlint.ExecRun)
+				if !ok {
+					continue
 				}
-				pushed++
+				if msg := CheckRun(run.Run.Value, known); msg != "" {
+					t.Errorf("%s job %s step %d: %s", filepath.Base(f), id, i+1, msg)
+				}
+				if m := execLine.FindStringSubmatch(strings.TrimSpace(run.Run.Value)); m != nil {
+					for _, t := range strings.Fields(m[2]) {
+						calls[filepath.Base(f)+" "+t] = true
+					}
+				}
 			}
 		}
-		if str(s.ID) != "" {
-			runs = append(runs, str(s.ID))
+	}
+	// the sequences the workflows are built on
+	for _, want := range []string{"ci.yml ci:e2e", "ci.yml test:unit", "remote-test.yml ci:remote", "remote-test.yml ci:cleanup"} {
+		if !calls[want] {
+			t.Errorf("no step calls %s", want)
 		}
 	}
-	if got := strings.Join(runs, ","); got != "push,remote,detached" {
-		t.Errorf("step ids = %s, want push,remote,detached", got)
+}
+
+func TestCheckRun(t *testing.T) {
+	known := map[string]bool{"ci:e2e": true, "test:unit": true, "bench": true}
+	for script, want := range map[string]string{
+		`exec "$TESTSHIP_MAGE" ci:e2e`:                                  "",
+		`exec "$TESTSHIP_MAGE" CI:E2e test:unit`:                        "",
+		"# a comment\nexec \"$TESTSHIP_MAGE\" bench\n":                  "",
+		`exec sudo -E env "PATH=$PATH" "$TESTSHIP_MAGE" ci:e2e`:         "",
+		`go run magefile.go -compile "$TESTSHIP_MAGE"`:                  "",
+		`exec "$TESTSHIP_MAGE" ci:nope`:                                 `calls "ci:nope", which is not a Mage target`,
+		`go run magefile.go test:unit`:                                  "is not a Mage target call",
+		`"$TESTSHIP_MAGE" ci:e2e`:                                       "is not a Mage target call",
+		"exec \"$TESTSHIP_MAGE\" ci:e2e\nexec \"$TESTSHIP_MAGE\" bench": "not 2 command lines",
+		"":                                  "not 0 command lines",
+		`echo hi >> "$GITHUB_STEP_SUMMARY"`: "is not a Mage target call",
+	} {
+		got := CheckRun(script, known)
+		if (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("CheckRun(%q) = %q, want %q", script, got, want)
+		}
 	}
-	if pushed != 2 {
-		t.Errorf("%d steps get ENV_JOB_IMAGE, want 2 (remote and detached)", pushed)
+}
+
+func TestTargets(t *testing.T) {
+	dir := t.TempDir()
+	src := `//go:build mage
+
+package main
+
+import "github.com/magefile/mage/mg"
+
+type CI mg.Namespace
+
+func (CI) E2e() error     { return nil }
+func (CI) helper() error  { return nil }
+func Bench() error        { return nil }
+func private() error      { return nil }
+
+type other struct{}
+
+func (other) Up() error { return nil }
+`
+	if err := os.WriteFile(filepath.Join(dir, "x.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Targets(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != "bench,ci:e2e" {
+		t.Errorf("Targets = %v, want [bench ci:e2e]", got)
+	}
+}
+
+// A SHA pin needs its release as the line's own comment; the release
+// somewhere else on the line, or a comment that is not a version, is not
+// enough.
+func TestVersionNote(t *testing.T) {
+	const sha = "3d3c42e5aac5ba805825da76410c181273ba90b1"
+	for line, want := range map[string]bool{
+		"uses: actions/checkout@" + sha + " # v7.0.1":         true,
+		"uses: actions/checkout@" + sha + " #v7.0.1":          true,
+		"uses: actions/checkout@" + sha + " # latest":         false,
+		"uses: actions/checkout@" + sha + " # v7":             false,
+		"uses: actions/checkout@" + sha + " # v7.0.1 was bad": false,
+		"uses: actions/checkout@" + sha:                       false,
+	} {
+		if got := versionNoteRe.MatchString(line); got != want {
+			t.Errorf("%q: version note found = %v, want %v", line, got, want)
+		}
 	}
 }
