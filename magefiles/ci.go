@@ -46,11 +46,11 @@ func (CI) E2e(ctx context.Context) error {
 // outlives TESTSHIP_WAIT_TIMEOUT goes on (exit 87) and the summary says
 // how to re-attach. Exits with the run's exit code.
 func (CI) Remote(ctx context.Context) error {
-	c, err := config.LoadCI()
+	cfg, err := config.Load(config.ForCIRemote...)
 	if err != nil {
 		return pipeline.Exit(err)
 	}
-	return pipeline.Exit(ci.RunRemote(ctx, c))
+	return pipeline.Exit(ci.RunRemote(ctx, cfg.CI))
 }
 
 // Cleanup cancels run TESTSHIP_CI_RUN in ENV_NAMESPACE and destroys the environment per KEEP_ENVIRONMENTS (the run counts as failed).
@@ -58,14 +58,11 @@ func (CI) Remote(ctx context.Context) error {
 // The workflow's last step after a cancelled or failed job, fed with the
 // run step's run_id and namespace outputs.
 func (CI) Cleanup(ctx context.Context) error {
-	c, err := config.LoadCI()
+	cfg, err := config.Load(config.ForCICleanup...)
 	if err != nil {
 		return pipeline.Exit(err)
 	}
-	e, err := config.LoadEnv()
-	if err != nil {
-		return pipeline.Exit(err)
-	}
+	c, e := cfg.CI, cfg.Env
 	kc, err := kube.Load()
 	if err != nil {
 		return pipeline.Exit(err)
@@ -74,17 +71,18 @@ func (CI) Cleanup(ctx context.Context) error {
 	if err != nil {
 		return pipeline.Exit(err)
 	}
-	return pipeline.Exit(ci.Cleanup(ctx, kc.REST, cs, c.Run, config.Get(config.EnvNamespace), e.Keep, e.Timeout, os.Stdout))
+	return pipeline.Exit(ci.Cleanup(ctx, kc.REST, cs, c.Run, e.Namespace, e.Keep, e.Timeout, os.Stdout))
 }
 
 // Kubeconfig writes the kubeconfig of TESTSHIP_EKS_CLUSTER (aws eks update-kubeconfig) and exports KUBECONFIG to the job's later steps.
 //
 // Without TESTSHIP_EKS_CLUSTER it keeps KUBECONFIG (a self-hosted runner's).
 func (CI) Kubeconfig(ctx context.Context) error {
-	c, err := config.LoadCI()
+	cfg, err := config.Load(config.ForCICleanup...)
 	if err != nil {
 		return err
 	}
+	c := cfg.CI
 	if c.Cluster == "" {
 		return nil
 	}
@@ -97,14 +95,11 @@ func (CI) Kubeconfig(ctx context.Context) error {
 
 // e2eSequence is ci:e2e's steps: dev:up, image:push, test:e2e, (logs), dev:down.
 func e2eSequence() (ci.E2E, error) {
-	c, err := config.LoadCI()
+	cfg, err := config.Load(config.ForCIStack...)
 	if err != nil {
 		return ci.E2E{}, err
 	}
-	d, err := config.LoadDev()
-	if err != nil {
-		return ci.E2E{}, err
-	}
+	c, d := cfg.CI, cfg.Dev
 	return ci.E2E{
 		Up:    ci.Step{Name: "dev:up", Run: Dev{}.Up},
 		Push:  ci.Step{Name: "image:push", Run: Image{}.Push},

@@ -32,21 +32,25 @@ type CI struct {
 	Cluster   string
 }
 
-// LoadCI reads and validates the CI targets' variables.
+// LoadCI reads and validates the CI targets' variables (the ci area of
+// Load).
 func LoadCI() (CI, error) {
-	c := CI{Mode: strings.ToLower(Get(CIMode)), Run: Get(CIRun), StackLogs: Get(CIStackLogs), Cluster: Get(CIEKSCluster)}
-	switch c.Mode {
+	c := &checker{}
+	ci := loadCI(c)
+	return ci, c.err()
+}
+
+func loadCI(c *checker) CI {
+	ci := CI{Mode: strings.ToLower(Get(CIMode)), Run: Get(CIRun), StackLogs: Get(CIStackLogs), Cluster: Get(CIEKSCluster)}
+	switch ci.Mode {
 	case ModeRemote, ModeDetached:
 	case ModeAttach:
-		if c.Run == "" {
-			return c, &Error{Name: CIRun, Value: c.Run, Want: "the id of the run to follow (TESTSHIP_MODE=attach), e.g. the run_id output of the job that started it"}
+		if ci.Run == "" {
+			c.bad(CIRun, ci.Run, "", "the id of the run to follow (TESTSHIP_MODE=attach), e.g. the run_id output of the job that started it")
 		}
 	default:
-		return c, &Error{Name: CIMode, Value: c.Mode, Want: "remote, detached or attach"}
+		c.bad(CIMode, ci.Mode, "", "remote, detached or attach")
 	}
-	var err error
-	if c.KeepStack, err = Bool(CIKeepStack); err != nil {
-		return c, err
-	}
-	return c, nil
+	ci.KeepStack = c.bool(CIKeepStack)
+	return ci
 }

@@ -18,9 +18,9 @@ func TestLoadCI(t *testing.T) {
 		t.Errorf("Detached: %+v, %v", c, err)
 	}
 	for env, want := range map[[2]string]string{
-		{CIMode, "wait"}:     `TESTSHIP_MODE="wait" is not valid: want remote, detached or attach`,
-		{CIMode, "attach"}:   `TESTSHIP_CI_RUN="" is not valid: want the id of the run to follow`,
-		{CIKeepStack, "yep"}: `TESTSHIP_KEEP_STACK="yep" is not valid: want true or false`,
+		{CIMode, "wait"}:     `TESTSHIP_MODE="wait" is not valid; want remote, detached or attach`,
+		{CIMode, "attach"}:   `TESTSHIP_CI_RUN="" is not valid; want the id of the run to follow`,
+		{CIKeepStack, "yep"}: `TESTSHIP_KEEP_STACK="yep" is not valid; want true or false`,
 	} {
 		t.Run(env[0]+"="+env[1], func(t *testing.T) {
 			t.Setenv(CIMode, "remote")

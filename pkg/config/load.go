@@ -12,12 +12,13 @@ const (
 	AreaRun   Area = "run"
 	AreaDev   Area = "dev"
 	AreaKube  Area = "kube"
+	AreaCI    Area = "ci"
 )
 
 // The areas each kind of target checks before it does anything.
 var (
 	// ForAll: mage config.
-	ForAll = []Area{AreaImage, AreaEnv, AreaRun, AreaDev, AreaKube}
+	ForAll = []Area{AreaImage, AreaEnv, AreaRun, AreaDev, AreaKube, AreaCI}
 	// ForDev: dev:*.
 	ForDev = []Area{AreaDev}
 	// ForImage: image:*.
@@ -32,6 +33,12 @@ var (
 	// package's directory and inside the remote pod, where the image
 	// pipeline's paths do not exist and the cluster is the pod's.
 	ForTest = []Area{AreaEnv, AreaRun}
+	// ForCIRemote: ci:remote (what run:remote checks, and the CI mode).
+	ForCIRemote = []Area{AreaCI, AreaRun, AreaEnv, AreaImage, AreaKube}
+	// ForCIStack: ci:e2e and test:all (the local stack and the images).
+	ForCIStack = []Area{AreaCI, AreaDev, AreaImage}
+	// ForCICleanup: ci:cleanup and ci:kubeconfig.
+	ForCICleanup = []Area{AreaCI, AreaEnv}
 )
 
 // Config is the validated configuration of the areas Load checked (the
@@ -41,6 +48,7 @@ type Config struct {
 	Env   Env
 	Run   Run
 	Dev   Dev
+	CI    CI
 }
 
 // Load is the validation pass every target runs before any work: it reads
@@ -71,6 +79,9 @@ func Load(areas ...Area) (*Config, error) {
 	}
 	if want[AreaDev] {
 		cfg.Dev = loadDev(c)
+	}
+	if want[AreaCI] {
+		cfg.CI = loadCI(c)
 	}
 	if want[AreaKube] {
 		checkKube(c)
