@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -9,8 +10,10 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/testship/testship/pkg/config"
+	"github.com/testship/testship/pkg/environment"
 	"github.com/testship/testship/pkg/runner"
 )
 
@@ -45,6 +48,11 @@ func (e *Env) runRemote() bool {
 	run, err := runner.Launch(e.ctx, cs, opts, logWriter{e.t})
 	if err != nil {
 		e.t.Fatalf("testenv: launch the remote runner: %v", err)
+	}
+	if rc.Detach { // the environment lives at least as long as the detached run may
+		if err := environment.ExtendExpiry(e.ctx, cs, e.namespace, time.Now().Add(rc.Timeout+runner.DeadlineMargin)); err != nil && !errors.Is(err, environment.ErrNotTestship) {
+			e.t.Logf("testenv: %v", err)
+		}
 	}
 	out := &prefixWriter{prefix: "remote: "}
 	// Ctrl-C while waiting cancels the remote run (TESTSHIP_ON_INTERRUPT),

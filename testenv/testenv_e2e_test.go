@@ -43,7 +43,7 @@ func TestKeepPolicy(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		environment.Destroy(ctx, rc, ns, 3*time.Minute, nil)
+		environment.Destroy(ctx, rc, ns, []string{"link"}, 3*time.Minute, nil)
 	})
 
 	run := func(env ...string) (string, error) {

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/testship/testship/pkg/config"
 	"github.com/testship/testship/pkg/environment"
@@ -67,6 +68,10 @@ func Load() (Options, error) {
 // with ENV_JOB_IMAGE set) and deploys the environment with the pushed
 // images (a no-op when it is up to date).
 func Prepare(ctx context.Context, o Options) (*environment.Environment, error) {
+	safety, err := config.LoadEnvSafety()
+	if err != nil {
+		return nil, err
+	}
 	if o.Run.JobImage == "" {
 		if _, err := image.Push(ctx, o.Image, o.Out); err != nil {
 			return nil, err
@@ -81,6 +86,7 @@ func Prepare(ctx context.Context, o Options) (*environment.Environment, error) {
 	eo := environment.FromConfig(o.Env, environment.DetectOrigin("local"))
 	eo.Images = environment.ResolveImages(o.Env.Charts, built)
 	eo.Out = o.Out
+	eo.Safety = safety
 	return environment.Deploy(ctx, o.Kube.REST, eo)
 }
 
@@ -123,6 +129,11 @@ func Remote(ctx context.Context, o Options) error {
 		defer rec.Close()
 		fo.OnLine = rec.Line
 	}
+	if detach { // the environment lives at least as long as the detached run may
+		if xerr := environment.ExtendExpiry(ctx, cs, env.Namespace, time.Now().Add(o.Run.Timeout+runner.DeadlineMargin)); xerr != nil && !errors.Is(xerr, environment.ErrNotTestship) {
+			fmt.Fprintf(o.Log, "testship: %v\n", xerr)
+		}
+	}
 	res, err := runner.Follow(ctx, cs, run, fo)
 	if rec != nil && res != nil && !res.Detached {
 		WriteReports(o.Log, rec, o.Run.JUnit, ro.Test, res)
@@ -145,7 +156,7 @@ func Remote(ctx context.Context, o Options) error {
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Env.Timeout)
 	defer cancel()
-	if derr := environment.Destroy(dctx, o.Kube.REST, env.Namespace, o.Env.Timeout, o.Log); derr != nil {
+	if derr := environment.Destroy(dctx, o.Kube.REST, env.Namespace, environment.ChartNames(o.Env.Charts), o.Env.Timeout, o.Log); derr != nil {
 		fmt.Fprintf(o.Log, "testship: destroy the environment in namespace %s: %v\n", env.Namespace, derr)
 	}
 	return err
