@@ -156,6 +156,13 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("namespace annotations = %v (%v)", n.Annotations, perr)
 		}
 	}
+	// Pod Security admission enforces it: a pod that is not restricted is
+	// rejected (server-side dry run), so link's ready pods passed it.
+	_, err = s.cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "not-restricted"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: image}}}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "restricted") {
+		t.Errorf("a pod that is not restricted was not rejected in %s: %v", ns, err)
+	}
 	// The link chart's pods were admitted under enforce: restricted, and
 	// the environment records its Service with its port and the values.
 	if svc := r.Service("link"); svc == nil || len(svc.Ports) != 1 || svc.Ports[0].Port != 80 || r.Values["image"] != image {
