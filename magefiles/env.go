@@ -55,7 +55,7 @@ func (Env) Deploy(ctx context.Context) error {
 	return nil
 }
 
-// Status shows the environment's releases, their workloads and readiness.
+// Status shows the environment's releases, their workloads and readiness, and who created the namespace and when it expires.
 func (Env) Status(ctx context.Context) error {
 	cfg, kc, err := envSetup()
 	if err != nil {
