@@ -71,7 +71,7 @@ func (CI) Cleanup(ctx context.Context) error {
 	if err != nil {
 		return pipeline.Exit(err)
 	}
-	return pipeline.Exit(ci.Cleanup(ctx, kc.REST, cs, c.Run, e.Namespace, e.Keep, e.Timeout, os.Stdout))
+	return pipeline.Exit(ci.Cleanup(ctx, kc.REST, cs, c.Run, e.Namespace, e, os.Stdout))
 }
 
 // Kubeconfig writes the kubeconfig of TESTSHIP_EKS_CLUSTER (aws eks update-kubeconfig) and exports KUBECONFIG to the job's later steps.

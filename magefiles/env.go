@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/magefile/mage/mg"
 
@@ -21,9 +22,10 @@ type Env mg.Namespace
 // Deploy installs or upgrades the environment's charts and waits until their workloads are ready.
 //
 // Reads TESTSHIP_CHARTS, ENV_NAMESPACE, ENV_TIMEOUT, ENV_SET, LOCAL_CHARTS,
-// TESTSHIP_CHARTS_DIR, TESTSHIP_IMAGE_<CHART> and the image pipeline's
-// .testship/images.json (chart "link" gets the app image "link"). A chart
-// whose chart and values did not change is "up to date": no new revision.
+// TESTSHIP_CHARTS_DIR, TESTSHIP_IMAGE_<CHART>, ENV_USE_EXISTING_NAMESPACE,
+// ENV_POD_SECURITY, ENV_TTL and the image pipeline's .testship/images.json
+// (chart "link" gets the app image "link"). A chart whose chart and values
+// did not change is "up to date": no new revision.
 // In GitHub Actions the namespace goes to $GITHUB_OUTPUT as "namespace".
 func (Env) Deploy(ctx context.Context) error {
 	cfg, kc, err := envSetup()
@@ -48,7 +50,7 @@ func (Env) Deploy(ctx context.Context) error {
 	return nil
 }
 
-// Status shows the environment's releases, their workloads and readiness.
+// Status shows the environment's releases, their workloads and readiness, and who created the namespace and when it expires.
 func (Env) Status(ctx context.Context) error {
 	cfg, kc, err := envSetup()
 	if err != nil {
@@ -64,6 +66,8 @@ func (Env) Status(ctx context.Context) error {
 
 // Destroy uninstalls the environment's releases and deletes its namespace, unless KEEP_ENVIRONMENTS says keep.
 //
+// Only releases of TESTSHIP_CHARTS that testship deployed are uninstalled,
+// and the namespace is deleted only when testship created it.
 // KEEP_ENVIRONMENTS=always keeps it; onfail keeps it when ENV_FAILED=true;
 // never (the default) destroys it.
 func (Env) Destroy(ctx context.Context) error {
@@ -76,7 +80,27 @@ func (Env) Destroy(ctx context.Context) error {
 		fmt.Printf("namespace %s: kept (KEEP_ENVIRONMENTS=%s, ENV_FAILED=%v); set KEEP_ENVIRONMENTS=never to destroy it\n", ns, cfg.Env.Keep, cfg.Env.Failed)
 		return nil
 	}
-	return environment.Destroy(ctx, kc.REST, ns, cfg.Env.Timeout, os.Stdout)
+	return environment.Destroy(ctx, kc.REST, ns, environment.ChartNames(cfg.Env.Charts), cfg.Env.Timeout, os.Stdout)
+}
+
+// Prune lists the expired testship environments in the cluster and, with ENV_PRUNE_CONFIRM=true, deletes them.
+//
+// An environment is expired when its namespace carries testship's label
+// app.kubernetes.io/managed-by=testship and its annotation
+// testship.dev/expires-at (set from ENV_TTL at each deploy) is in the past.
+// Nothing else is touched. Needs list and delete on namespaces; safe to run
+// from a CronJob or a scheduled workflow.
+func (Env) Prune(ctx context.Context) error {
+	cfg, kc, err := envSetup()
+	if err != nil {
+		return err
+	}
+	cs, err := kc.Clientset()
+	if err != nil {
+		return err
+	}
+	_, err = environment.Prune(ctx, cs, time.Now(), cfg.Env.Safety.PruneConfirm, os.Stdout)
+	return err
 }
 
 // envSetup runs the validation pass of env:* and loads the cluster's

@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -10,8 +11,10 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/testship/testship/pkg/config"
+	"github.com/testship/testship/pkg/environment"
 	"github.com/testship/testship/pkg/imageref"
 	"github.com/testship/testship/pkg/runner"
 )
@@ -60,6 +63,11 @@ func (e *Env) runRemote() bool {
 	run, err := runner.Launch(e.ctx, cs, opts, logWriter{e.t})
 	if err != nil {
 		e.t.Fatalf("testenv: launch the remote runner: %v", err)
+	}
+	if rc.Detach { // the environment lives at least as long as the detached run may
+		if err := environment.ExtendExpiry(e.ctx, cs, e.namespace, time.Now().Add(rc.Timeout+runner.DeadlineMargin)); err != nil && !errors.Is(err, environment.ErrNotTestship) {
+			e.t.Logf("testenv: %v", err)
+		}
 	}
 	out := &prefixWriter{prefix: "remote: "}
 	// Ctrl-C while waiting cancels the remote run (TESTSHIP_ON_INTERRUPT),

@@ -12,8 +12,9 @@
 //
 // Run deploys the environment's charts (the same library as `mage
 // env:deploy`), or, in the remote runner's pod (TESTSHIP_REMOTE=true,
-// TESTSHIP_NAMESPACE=<ns>), connects to the environment already deployed
-// there and deploys nothing; or hands the whole test to the remote runner,
+// TESTSHIP_NAMESPACE=<ns>, TESTSHIP_ENVIRONMENT=<what the launcher
+// deployed>), connects to the environment already deployed there and
+// deploys nothing, reading no Secret; or hands the whole test to the remote runner,
 // after which WillUseRemoteRunner is true and the test returns.
 //
 // Configuration comes from the same variables as env:deploy (TESTSHIP_CHARTS,
@@ -213,11 +214,9 @@ func (e *Env) connect() {
 	if ns == "" {
 		e.t.Fatalf("testenv: TESTSHIP_REMOTE=true but TESTSHIP_NAMESPACE is not set; the remote runner's Job sets both")
 	}
-	var names []string
-	for _, c := range e.cfg.Charts {
-		names = append(names, c.Name)
-	}
-	env, err := environment.Connect(e.ctx, e.kubeConfig().REST, ns, names)
+	names := environment.ChartNames(e.cfg.Charts)
+	e.kubeConfig()
+	env, err := environment.Connect(e.ctx, e.cs, ns, names, []byte(os.Getenv(environment.EnvDescription)))
 	if err != nil {
 		e.t.Fatalf("testenv: %v", err)
 	}
@@ -261,7 +260,7 @@ func (e *Env) registerCleanup() {
 		return
 	}
 	e.cleanupSet = true
-	ns, keep, timeout := e.namespace, e.cfg.Keep, e.cfg.Timeout
+	ns, keep, timeout, charts := e.namespace, e.cfg.Keep, e.cfg.Timeout, environment.ChartNames(e.cfg.Charts)
 	e.t.Cleanup(func() {
 		failed := e.t.Failed()
 		if keep.Keeps(failed) {
@@ -271,7 +270,7 @@ func (e *Env) registerCleanup() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		if err := environment.Destroy(ctx, e.kc.REST, ns, timeout, logWriter{e.t}); err != nil {
+		if err := environment.Destroy(ctx, e.kc.REST, ns, charts, timeout, logWriter{e.t}); err != nil {
 			e.t.Errorf("testenv: destroy environment: %v", err)
 		}
 	})

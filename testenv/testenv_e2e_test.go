@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,7 +44,7 @@ func TestKeepPolicy(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		environment.Destroy(ctx, rc, ns, 3*time.Minute, nil)
+		environment.Destroy(ctx, rc, ns, []string{"link"}, 3*time.Minute, nil)
 	})
 
 	run := func(env ...string) (string, error) {
@@ -74,5 +75,34 @@ func TestKeepPolicy(t *testing.T) {
 	}
 	if _, err := cs.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("KEEP_ENVIRONMENTS=never and a passed test, but namespace %s remains: %v", ns, err)
+	}
+}
+
+// TestConnectDescription runs the link test as the remote runner's copy
+// (TESTSHIP_REMOTE=true) with TESTSHIP_ENVIRONMENT missing, malformed, or
+// naming a Service that does not exist: each fails with a message saying
+// what is wrong, and none reads a Secret (the description replaces Helm's
+// release records).
+func TestConnectDescription(t *testing.T) {
+	kc := e2e.Kubeconfig(t)
+	registry := e2e.Registry(t)
+	_, bin := testimage.Test(t, registry, "link-test", "./tests/link", "e2e")
+	ns := "ts-envsafe-connect-none"
+	gone, _ := json.Marshal(environment.Environment{Namespace: ns, Releases: []environment.Release{{Name: "link", Status: "deployed",
+		Services: []environment.Service{{Name: "link", Ports: []environment.ServicePort{{Port: 80, Protocol: "TCP"}}}}}}})
+	for desc, want := range map[string]string{
+		"":                      "TESTSHIP_ENVIRONMENT is empty",
+		"{":                     "TESTSHIP_ENVIRONMENT is not a valid environment description",
+		`{"namespace":"other"}`: "TESTSHIP_ENVIRONMENT describes namespace other",
+		string(gone):            "chart link: Service link does not exist",
+	} {
+		cmd := exec.Command(bin, "-test.v", "-test.run", "^TestLink$")
+		cmd.Dir = filepath.Join(testimage.RepoRoot(t), "tests", "link")
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+kc, "TESTSHIP_REMOTE=true", "TESTSHIP_NAMESPACE="+ns, "TESTSHIP_CHARTS=link",
+			"ENV_JOB_IMAGE=", environment.EnvDescription+"="+desc)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Errorf("TESTSHIP_ENVIRONMENT=%q: %v, output lacks %q:\n%s", desc, err, want, out)
+		}
 	}
 }

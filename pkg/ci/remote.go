@@ -40,7 +40,7 @@ func RunRemote(ctx context.Context, c config.CI) error {
 		CleanupTimeout: 3 * time.Second,
 		Log:            o.Log,
 		Cleanup: func(ctx context.Context, id, ns string) error {
-			return Cleanup(ctx, o.Kube.REST, cs, id, ns, o.Env.Keep, o.Env.Timeout, o.Log)
+			return Cleanup(ctx, o.Kube.REST, cs, id, ns, o.Env, o.Log)
 		},
 		LeftRunning: func(id, ns string) { LeftRunning(o.Log, id, ns) },
 	}
@@ -91,7 +91,8 @@ func RunRemote(ctx context.Context, c config.CI) error {
 // keep keeps a failed run's environment, destroys the environment (only a
 // namespace testship created is deleted). Cleanup after a cancelled or
 // failed job: the run counts as failed.
-func Cleanup(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, id, ns string, keep config.Keep, timeout time.Duration, log io.Writer) error {
+func Cleanup(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, id, ns string, env config.Env, log io.Writer) error {
+	keep := env.Keep
 	if ns == "" {
 		return fmt.Errorf("ci: no namespace to clean up: set %s (the job's namespace output)", config.EnvNamespace)
 	}
@@ -115,7 +116,7 @@ func Cleanup(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, id, 
 		fmt.Fprintf(log, "ci: keeping the environment in namespace %s (KEEP_ENVIRONMENTS=%s); remove it with ENV_NAMESPACE=%s mage env:destroy\n", ns, keep, ns)
 		return errors.Join(errs...)
 	}
-	if err := environment.Destroy(ctx, rc, ns, timeout, log); err != nil {
+	if err := environment.Destroy(ctx, rc, ns, environment.ChartNames(env.Charts), env.Timeout, log); err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintf(log, "ci: namespace %s: deletion requested, still under way (the workflow's ci:cleanup step waits for it)\n", ns)
 		} else {

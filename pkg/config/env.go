@@ -82,6 +82,9 @@ type Env struct {
 	Timeout     time.Duration
 	Set         string // Helm --set syntax, first key the chart
 	Failed      bool
+	// Safety: namespaces testship may use, their Pod Security level, when
+	// environments expire, whether env:prune deletes.
+	Safety EnvSafety
 }
 
 var releaseName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -230,6 +233,7 @@ func loadEnv(c *checker) Env {
 	c.add(EnvCharts, err)
 	chartsOK := err == nil
 	e.LocalCharts = c.bool(EnvLocalCharts)
+	e.Safety = loadEnvSafety(c)
 	e.ChartsDir = Get(EnvChartsDir)
 	if e.LocalCharts && !strings.EqualFold(os.Getenv("TESTSHIP_REMOTE"), "true") && !existsUp(e.ChartsDir) {
 		wd, _ := os.Getwd()

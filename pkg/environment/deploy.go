@@ -24,12 +24,19 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
-// LabelDigest is the Helm release label holding Digest of what was deployed.
-const LabelDigest = "testship.io/digest"
+// LabelDigest is the Helm release label holding Digest of what was
+// deployed; releases deployed before the testship.dev domain carry
+// LegacyLabelDigest instead. Either, or LabelManagedBy=ManagedBy, marks a
+// release as testship's (DeployedByTestship).
+const (
+	LabelDigest       = "testship.dev/digest"
+	LegacyLabelDigest = "testship.io/digest"
+)
 
 // Options says what to deploy where.
 type Options struct {
@@ -55,30 +62,75 @@ type Options struct {
 	Out io.Writer
 	// Debug receives Helm's debug log; nil discards it.
 	Debug io.Writer
+	// Safety: whether an existing namespace testship did not create may be
+	// used, the Pod Security level of a namespace testship creates ("" is
+	// restricted), and the environment's time to live (0 is DefaultTTL).
+	Safety config.EnvSafety
 }
+
+// DefaultTTL is how long an environment lives after its last deploy when
+// Options.Safety.TTL is not set (ENV_TTL's default).
+const DefaultTTL = 6 * time.Hour
 
 // FromConfig returns Options for the validated configuration.
 func FromConfig(c config.Env, o Origin) Options {
 	return Options{Namespace: c.Namespace, Charts: c.Charts, LocalCharts: c.LocalCharts, ChartsDir: c.ChartsDir,
-		Set: c.Set, Timeout: c.Timeout, Origin: o}
+		Set: c.Set, Timeout: c.Timeout, Origin: o, Safety: c.Safety}
 }
 
-// Environment is a deployed environment.
+// Environment is a deployed environment. Its JSON form is what the
+// launcher hands the remote copy of a test (TESTSHIP_ENVIRONMENT, read by
+// FromDescription), so that the copy needs no access to Helm's release
+// records.
 type Environment struct {
-	Namespace        string
-	NamespaceCreated bool
-	Releases         []Release
+	Namespace        string `json:"namespace"`
+	NamespaceCreated bool   `json:"namespaceCreated,omitempty"` // this deploy created the namespace
+	// Managed: testship created the namespace (its marker label), so
+	// env:destroy and env:prune may delete it.
+	Managed  bool      `json:"managed"`
+	Releases []Release `json:"releases"`
 }
 
 // Release is one chart's release.
 type Release struct {
-	Name, Chart, ChartVersion string
-	Source                    string // where the chart came from
-	Revision                  int
-	Status                    string
-	Digest                    string
-	UpToDate                  bool // no new revision was made
-	Workloads                 []WorkloadState
+	Name         string `json:"name"`
+	Chart        string `json:"chart"`
+	ChartVersion string `json:"chartVersion"`
+	Source       string `json:"source,omitempty"` // where the chart came from
+	Revision     int    `json:"revision"`
+	Status       string `json:"status"`
+	Digest       string `json:"digest"`
+	UpToDate     bool   `json:"upToDate,omitempty"` // no new revision was made
+	// Services of the release, with their ports, as the API server has them.
+	Services []Service `json:"services,omitempty"`
+	// Values are the values testship supplied (image, ENV_SET, options),
+	// not the chart's defaults.
+	Values    map[string]any  `json:"values,omitempty"`
+	Workloads []WorkloadState `json:"workloads,omitempty"`
+}
+
+// Service is one Service of a release.
+type Service struct {
+	Name  string        `json:"name"`
+	Ports []ServicePort `json:"ports,omitempty"`
+}
+
+// ServicePort is one port of a Service.
+type ServicePort struct {
+	Name       string `json:"name,omitempty"`
+	Port       int32  `json:"port"`
+	Protocol   string `json:"protocol"`
+	TargetPort string `json:"targetPort,omitempty"`
+}
+
+// Service returns the named Service of the release, or nil.
+func (r *Release) Service(name string) *Service {
+	for i := range r.Services {
+		if r.Services[i].Name == name {
+			return &r.Services[i]
+		}
+	}
+	return nil
 }
 
 // Release returns the named release, or nil.
@@ -111,8 +163,16 @@ func Deploy(ctx context.Context, rc *rest.Config, o Options) (*Environment, erro
 	if ns == "" {
 		ns = GenerateNamespace(o.Origin)
 	}
-	if err := config.ValidNamespace(ns); err != nil {
+	if err := CheckNamespace(ns); err != nil {
 		return nil, err
+	}
+	ttl := o.Safety.TTL
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	podSecurity := o.Safety.PodSecurity
+	if podSecurity == "" {
+		podSecurity = config.PodSecurityRestricted
 	}
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
@@ -145,14 +205,21 @@ func Deploy(ctx context.Context, rc *rest.Config, o Options) (*Environment, erro
 	}
 
 	env := &Environment{Namespace: ns}
-	env.NamespaceCreated, err = ensureNamespace(ctx, cs, ns, o.Origin)
+	now := time.Now()
+	policy := nsPolicy{useExisting: o.Safety.UseExistingNamespace, podSecurity: podSecurity, ttl: ttl, now: now}
+	env.NamespaceCreated, env.Managed, err = ensureNamespace(ctx, cs, ns, o.Origin, policy)
 	if err != nil {
 		return nil, err
 	}
-	if env.NamespaceCreated {
-		fmt.Fprintf(out, "namespace %s: created (owner %s, commit %s, trigger %s)\n", ns, o.Origin.Owner, short(o.Origin.Commit), o.Origin.Trigger)
-	} else {
-		fmt.Fprintf(out, "namespace %s: exists\n", ns)
+	expires := now.Add(ttl).UTC().Format(time.RFC3339)
+	switch {
+	case env.NamespaceCreated:
+		fmt.Fprintf(out, "namespace %s: created (owner %s, commit %s, trigger %s, pod security %s, expires %s)\n",
+			ns, o.Origin.Owner, short(o.Origin.Commit), o.Origin.Trigger, podSecurity, expires)
+	case env.Managed:
+		fmt.Fprintf(out, "namespace %s: exists (testship's; expires no earlier than %s)\n", ns, expires)
+	default:
+		fmt.Fprintf(out, "namespace %s: exists, not created by testship (ENV_USE_EXISTING_NAMESPACE=true): testship will not delete it\n", ns)
 	}
 	for _, p := range plans {
 		r, err := deployOne(ctx, rc, cs, ns, p.ref.Name, p.chart, p.source, p.vals, p.digest, o, out)
@@ -227,7 +294,7 @@ func Decide(last *release.Release, digest string) Decision {
 	if last.Info.Status.IsPending() {
 		return Pending
 	}
-	if last.Info.Status == release.StatusDeployed && last.Labels[LabelDigest] == digest {
+	if last.Info.Status == release.StatusDeployed && (last.Labels[LabelDigest] == digest || last.Labels[LegacyLabelDigest] == digest) {
 		return UpToDate
 	}
 	return Upgrade
@@ -253,7 +320,11 @@ func deployOne(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, ns
 	if err != nil {
 		return nil, fmt.Errorf("chart %s: history of release %s in %s: %w", name, name, ns, err)
 	}
-	r := &Release{Name: name, Chart: ch.Name(), ChartVersion: ch.Metadata.Version, Source: source, Digest: digest}
+	r := &Release{Name: name, Chart: ch.Name(), ChartVersion: ch.Metadata.Version, Source: source, Digest: digest, Values: vals}
+	if last != nil && !DeployedByTestship(last) {
+		return r, fmt.Errorf("chart %s: namespace %s already holds a release %s that testship did not deploy (no label %s=%s): "+
+			"refusing to take it over; choose another ENV_NAMESPACE or rename the chart in TESTSHIP_CHARTS", name, ns, name, LabelManagedBy, ManagedBy)
+	}
 
 	decision := Decide(last, digest)
 	if decision == Pending {
@@ -276,7 +347,7 @@ func deployOne(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, ns
 		decision = Upgrade
 	}
 
-	labels := map[string]string{LabelDigest: digest}
+	labels := map[string]string{LabelDigest: digest, LabelManagedBy: ManagedBy}
 	var rel *release.Release
 	switch decision {
 	case UpToDate:
@@ -307,6 +378,11 @@ func deployOne(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, ns
 	ws := workloads(rel.Manifest)
 	states, werr := waitReady(ctx, cs, ns, name, ws, services(rel.Manifest), o.Timeout)
 	r.Workloads = states
+	if werr == nil {
+		if r.Services, werr = serviceInfo(ctx, cs, ns, services(rel.Manifest)); werr != nil {
+			werr = fmt.Errorf("chart %s: %w", name, werr)
+		}
+	}
 	if werr != nil {
 		if !r.UpToDate && !errors.Is(werr, context.Canceled) {
 			// Record the failure where `env:status` and the next deploy see
@@ -358,4 +434,25 @@ func truncate(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return s
+}
+
+// serviceInfo reads the named Services and their ports from the API.
+func serviceInfo(ctx context.Context, cs kubernetes.Interface, ns string, names []string) ([]Service, error) {
+	var out []Service
+	for _, name := range names {
+		svc, err := cs.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("Service %s in namespace %s: %w", name, ns, err)
+		}
+		s := Service{Name: name}
+		for _, p := range svc.Spec.Ports {
+			sp := ServicePort{Name: p.Name, Port: p.Port, Protocol: string(protocol(p.Protocol))}
+			if p.TargetPort.String() != "0" {
+				sp.TargetPort = p.TargetPort.String()
+			}
+			s.Ports = append(s.Ports, sp)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }

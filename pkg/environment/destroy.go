@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"time"
 
+	"github.com/testship/testship/pkg/config"
 	"helm.sh/helm/v3/pkg/action"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -13,15 +16,31 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// Destroy uninstalls every release in the namespace and, when testship
-// created the namespace, deletes it and waits until it is gone. A namespace
-// testship did not create is left in place (only its releases go).
-func Destroy(ctx context.Context, rc *rest.Config, ns string, timeout time.Duration, out io.Writer) error {
+// ChartNames returns the release names of the charts.
+func ChartNames(charts []config.ChartRef) []string {
+	var out []string
+	for _, c := range charts {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// Destroy removes what testship deployed in the namespace and nothing else:
+// it uninstalls a release only when it is one of charts and carries
+// testship's marker (DeployedByTestship); every other release is kept and
+// listed. When testship created the namespace (its marker label) and no
+// release is left in it, it deletes the namespace and waits until it is
+// gone. A namespace testship did not create is never deleted; kube-*
+// namespaces are refused.
+func Destroy(ctx context.Context, rc *rest.Config, ns string, charts []string, timeout time.Duration, out io.Writer) error {
 	if out == nil {
 		out = io.Discard
 	}
 	if timeout <= 0 {
 		timeout = 5 * time.Minute
+	}
+	if err := CheckNamespace(ns); err != nil {
+		return err
 	}
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
@@ -43,7 +62,8 @@ func Destroy(ctx context.Context, rc *rest.Config, ns string, timeout time.Durat
 	if err != nil {
 		return fmt.Errorf("releases in %s: %w", ns, err)
 	}
-	for _, rel := range rels {
+	uninstall, kept := SelectUninstall(rels, charts)
+	for _, rel := range uninstall {
 		u := action.NewUninstall(cfg)
 		u.Timeout = timeout
 		u.IgnoreNotFound = true
@@ -52,12 +72,27 @@ func Destroy(ctx context.Context, rc *rest.Config, ns string, timeout time.Durat
 		}
 		fmt.Fprintf(out, "%s: uninstalled (was revision %d)\n", rel.Name, rel.Version)
 	}
-	if n.Labels[LabelManagedBy] != ManagedBy {
+	var names []string
+	for name := range kept {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(out, "%s: kept: %s\n", name, kept[name])
+	}
+	if !IsTestshipNamespace(n) {
 		fmt.Fprintf(out, "namespace %s: kept (not created by testship)\n", ns)
 		return nil
 	}
+	if len(kept) > 0 {
+		fmt.Fprintf(out, "namespace %s: kept: it still holds releases testship did not uninstall (%s); remove them, then env:destroy again (or env:prune once it has expired)\n",
+			ns, strings.Join(names, ", "))
+		return nil
+	}
 	if n.DeletionTimestamp == nil {
-		if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		uid := n.UID
+		err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("delete namespace %s: %w", ns, err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -33,6 +34,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 )
 
 type stack struct {
@@ -66,7 +68,7 @@ func namespace(t *testing.T, s stack, prefix string) string {
 		// Whatever the test did, leave nothing behind.
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		if err := environment.Destroy(ctx, s.rc, ns, 3*time.Minute, io.Discard); err != nil {
+		if err := environment.Destroy(ctx, s.rc, ns, []string{"link"}, 3*time.Minute, io.Discard); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
@@ -142,8 +144,29 @@ func TestLifecycle(t *testing.T) {
 	}
 	n, err := s.cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	if err != nil || n.Labels[environment.LabelOwner] != "e2e" || n.Labels[environment.LabelCommit] != "0123456789abcdef" ||
-		n.Labels[environment.LabelTrigger] != "go-test" || n.Labels[environment.LabelManagedBy] != "testship" {
+		n.Labels[environment.LabelTrigger] != "go-test" || n.Labels[environment.LabelManagedBy] != "testship" ||
+		n.Labels[environment.LabelPodSecurity] != "restricted" {
 		t.Errorf("namespace labels = %v, %v", n.Labels, err)
+	}
+	// Who made it, when, and when it expires (ENV_TTL's default, 6h).
+	if n != nil {
+		exp, perr := environment.ParseExpiry(n.Annotations[environment.AnnotationExpiresAt])
+		if n.Annotations[environment.AnnotationCreatedBy] != "e2e" || n.Annotations[environment.AnnotationCreatedAt] == "" ||
+			perr != nil || exp.Before(start.Add(6*time.Hour-time.Minute)) || exp.After(time.Now().Add(6*time.Hour+time.Minute)) {
+			t.Errorf("namespace annotations = %v (%v)", n.Annotations, perr)
+		}
+	}
+	// Pod Security admission enforces it: a pod that is not restricted is
+	// rejected (server-side dry run), so link's ready pods passed it.
+	_, err = s.cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "not-restricted"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: image}}}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "restricted") {
+		t.Errorf("a pod that is not restricted was not rejected in %s: %v", ns, err)
+	}
+	// The link chart's pods were admitted under enforce: restricted, and
+	// the environment records its Service with its port and the values.
+	if svc := r.Service("link"); svc == nil || len(svc.Ports) != 1 || svc.Ports[0].Port != 80 || r.Values["image"] != image {
+		t.Errorf("release link's Services %+v, values %v; want Service link port 80 and image %s", r.Services, r.Values, image)
 	}
 
 	// 2. Unchanged: up to date, no new revision.
@@ -192,7 +215,7 @@ func TestLifecycle(t *testing.T) {
 
 	// 5. The link test from a pod, connecting (TESTSHIP_REMOTE) and using
 	// the Service's DNS name.
-	logs := runInPod(t, s, ns, testRef)
+	logs := runInPod(t, s, ns, testRef, env)
 	if !strings.Contains(logs, "--- PASS: TestLink") || !strings.Contains(logs, "connected to environment in namespace "+ns) ||
 		!strings.Contains(logs, "link service at http://link."+ns+".svc.cluster.local:80") {
 		t.Fatalf("link test in a pod did not pass:\n%s", logs)
@@ -204,7 +227,7 @@ func TestLifecycle(t *testing.T) {
 
 	// 6. Destroy: nothing left.
 	start = time.Now()
-	if err := environment.Destroy(ctx, s.rc, ns, 3*time.Minute, tlog{t}); err != nil {
+	if err := environment.Destroy(ctx, s.rc, ns, []string{"link"}, 3*time.Minute, tlog{t}); err != nil {
 		t.Fatalf("destroy: %v", err)
 	}
 	t.Logf("destroy: %s", time.Since(start).Round(time.Millisecond))
@@ -226,19 +249,24 @@ func lastLines(b []byte, n int) string {
 }
 
 // runInPod runs the link test image in a pod of the environment's namespace
-// as the remote runner would (TESTSHIP_REMOTE=true), with just the RBAC
-// Connect and PodURLs need, and returns its log once it ends.
-func runInPod(t *testing.T, s stack, ns, image string) string {
+// as the remote runner would (TESTSHIP_REMOTE=true, TESTSHIP_ENVIRONMENT),
+// with just the RBAC Connect and PodURLs need (no Secrets) and the
+// restricted Pod Security Standard, and returns its log once it ends.
+func runInPod(t *testing.T, s stack, ns, image string, env *environment.Environment) string {
 	t.Helper()
+	desc, err := json.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	name := "link-test"
-	_, err := s.cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	_, err = s.cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.cs.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"secrets", "pods", "services"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods", "services"}, Verbs: []string{"get", "list", "watch"}},
 	}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -251,8 +279,13 @@ func runInPod(t *testing.T, s stack, ns, image string) string {
 	}
 	_, err = s.cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{
 		ServiceAccountName: name, RestartPolicy: corev1.RestartPolicyNever,
+		SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(int64(65532)),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 		Containers: []corev1.Container{{Name: "test", Image: image, Args: []string{"-test.v", "-test.run", "^TestLink$"},
-			Env: []corev1.EnvVar{{Name: "TESTSHIP_REMOTE", Value: "true"}, {Name: "TESTSHIP_NAMESPACE", Value: ns}}}},
+			SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
+				Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+			Env: []corev1.EnvVar{{Name: "TESTSHIP_REMOTE", Value: "true"}, {Name: "TESTSHIP_NAMESPACE", Value: ns},
+				{Name: environment.EnvDescription, Value: string(desc)}}}},
 	}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,13 +26,32 @@ import (
 )
 
 // Labels on namespaces testship creates, so a person can see who made them
-// and env:destroy knows it may delete them.
+// and env:destroy and env:prune know they may delete them. The marker
+// (LabelManagedBy=ManagedBy) is also set on the Helm releases testship
+// deploys. Before the testship.dev domain, these labels were testship.io/*
+// (LegacyLabel*); the marker did not change.
 const (
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	ManagedBy      = "testship"
-	LabelOwner     = "testship.io/owner"
-	LabelCommit    = "testship.io/commit"
-	LabelTrigger   = "testship.io/trigger"
+	LabelOwner     = "testship.dev/owner"
+	LabelCommit    = "testship.dev/commit"
+	LabelTrigger   = "testship.dev/trigger"
+
+	LegacyLabelOwner   = "testship.io/owner"
+	LegacyLabelCommit  = "testship.io/commit"
+	LegacyLabelTrigger = "testship.io/trigger"
+
+	// LabelPodSecurity is the Pod Security admission label testship sets
+	// on the namespaces it creates (ENV_POD_SECURITY).
+	LabelPodSecurity = "pod-security.kubernetes.io/enforce"
+)
+
+// Annotations on namespaces testship creates: who made it, when, and when
+// it expires (RFC 3339, UTC). env:prune deletes the expired ones.
+const (
+	AnnotationCreatedBy = "testship.dev/created-by"
+	AnnotationCreatedAt = "testship.dev/created-at"
+	AnnotationExpiresAt = "testship.dev/expires-at"
 )
 
 // Origin says who deploys an environment, from what and why.
@@ -130,40 +150,91 @@ func (o Origin) labels() map[string]string {
 	}
 }
 
-// ensureNamespace creates the namespace with testship's labels, or, when it
-// exists and is testship's, updates its commit and trigger labels. A
-// namespace still being deleted (a destroy just before) is waited for.
-func ensureNamespace(ctx context.Context, cs kubernetes.Interface, name string, o Origin) (created bool, err error) {
+// nsPolicy is what ensureNamespace may do.
+type nsPolicy struct {
+	useExisting bool          // a namespace testship did not create may be used
+	podSecurity string        // enforce level for a new namespace; "off" or "" sets none
+	ttl         time.Duration // the namespace lives at least this long from now
+	now         time.Time
+}
+
+// newNamespace is the namespace testship creates: its labels (marker,
+// owner, commit, trigger, Pod Security level) and annotations (created by,
+// at, expires at).
+func newNamespace(name string, o Origin, p nsPolicy) *corev1.Namespace {
+	l := o.labels()
+	if p.podSecurity != "" && p.podSecurity != "off" {
+		l[LabelPodSecurity] = p.podSecurity
+	}
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l, Annotations: map[string]string{
+		AnnotationCreatedBy: o.Owner,
+		AnnotationCreatedAt: p.now.UTC().Format(time.RFC3339),
+		AnnotationExpiresAt: p.now.Add(p.ttl).UTC().Format(time.RFC3339),
+	}}}
+}
+
+// ensureNamespace creates the namespace with testship's labels and
+// annotations, or, when it exists and is testship's, updates its commit and
+// trigger labels and extends its expiry to at least now+ttl. A namespace
+// testship did not create is refused unless p.useExisting, and is then used
+// as it is (never changed). A namespace still being deleted (a destroy just
+// before) is waited for.
+func ensureNamespace(ctx context.Context, cs kubernetes.Interface, name string, o Origin, p nsPolicy) (created, managed bool, err error) {
 	nss := cs.CoreV1().Namespaces()
 	ns, err := nss.Get(ctx, name, metav1.GetOptions{})
 	if err == nil && ns.DeletionTimestamp != nil {
 		if err := waitNamespaceGone(ctx, cs, name); err != nil {
-			return false, fmt.Errorf("namespace %s is being deleted and still exists: %w", name, err)
+			return false, false, fmt.Errorf("namespace %s is being deleted and still exists: %w", name, err)
 		}
 		err = apierrors.NewNotFound(corev1.Resource("namespaces"), name)
 	}
 	switch {
 	case apierrors.IsNotFound(err):
-		_, err := nss.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: o.labels()}}, metav1.CreateOptions{})
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return false, fmt.Errorf("create namespace %s: %w", name, err)
+		_, err := nss.Create(ctx, newNamespace(name, o, p), metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			// Created meanwhile (a concurrent deploy): check it again.
+			return ensureNamespace(ctx, cs, name, o, p)
 		}
-		return err == nil, nil
+		if err != nil {
+			return false, false, fmt.Errorf("create namespace %s: %w", name, err)
+		}
+		return true, true, nil
 	case err != nil:
-		return false, fmt.Errorf("namespace %s: %w", name, err)
+		return false, false, fmt.Errorf("namespace %s: %w", name, err)
 	}
-	if ns.Labels[LabelManagedBy] != ManagedBy {
-		return false, nil // someone else's namespace: use it, leave it as it is
+	if !IsTestshipNamespace(ns) {
+		if !p.useExisting {
+			return false, false, &ForeignNamespaceError{Namespace: name}
+		}
+		return false, false, nil // someone else's namespace: use it, leave it as it is
 	}
 	l := o.labels()
-	if ns.Labels[LabelCommit] == l[LabelCommit] && ns.Labels[LabelTrigger] == l[LabelTrigger] {
-		return false, nil
+	labels := map[string]string{}
+	if ns.Labels[LabelCommit] != l[LabelCommit] || ns.Labels[LabelTrigger] != l[LabelTrigger] {
+		labels[LabelCommit], labels[LabelTrigger] = l[LabelCommit], l[LabelTrigger]
 	}
-	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q,%q:%q}}}`, LabelCommit, l[LabelCommit], LabelTrigger, l[LabelTrigger])
-	if _, err := nss.Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		return false, fmt.Errorf("label namespace %s: %w", name, err)
+	annotations := map[string]string{}
+	if exp, changed := ExtendedExpiry(ns.Annotations[AnnotationExpiresAt], p.now.Add(p.ttl)); changed {
+		annotations[AnnotationExpiresAt] = exp
 	}
-	return false, nil
+	if len(labels) == 0 && len(annotations) == 0 {
+		return false, true, nil
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels, "annotations": annotations}})
+	if _, err := nss.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return false, true, fmt.Errorf("label namespace %s: %w", name, err)
+	}
+	return false, true, nil
+}
+
+// ForeignNamespaceError is Deploy's refusal of an existing namespace that
+// testship did not create.
+type ForeignNamespaceError struct{ Namespace string }
+
+func (e *ForeignNamespaceError) Error() string {
+	return fmt.Sprintf("namespace %s exists and was not created by testship (no label %s=%s): refusing to deploy into it. "+
+		"Choose another ENV_NAMESPACE (or leave it unset), or set ENV_USE_EXISTING_NAMESPACE=true to deploy into it anyway "+
+		"(testship then never deletes it, and uninstalls only the releases it deployed)", e.Namespace, LabelManagedBy, ManagedBy)
 }
 
 // waitNamespaceGone watches the namespace until it no longer exists.

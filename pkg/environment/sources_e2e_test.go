@@ -78,7 +78,7 @@ func BenchmarkDeployUpToDate(b *testing.B) {
 	o := environment.Options{Namespace: ns, Charts: []config.ChartRef{{Name: "link"}}, Images: map[string]string{"link": image},
 		Timeout: 3 * time.Minute, Origin: environment.Origin{Owner: "e2e", Commit: "bench", Trigger: "go-test", Scope: "bench"}}
 	ctx := context.Background()
-	b.Cleanup(func() { environment.Destroy(context.Background(), s.rc, ns, 3*time.Minute, nil) })
+	b.Cleanup(func() { environment.Destroy(context.Background(), s.rc, ns, []string{"link"}, 3*time.Minute, nil) })
 	if _, err := environment.Deploy(ctx, s.rc, o); err != nil {
 		b.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
@@ -21,8 +22,11 @@ type Status struct {
 	Namespace string
 	Exists    bool
 	Labels    map[string]string
-	Releases  []Release
-	Others    []string // other testship namespaces in the cluster
+	// Annotations of the namespace (testship.dev/created-by, created-at,
+	// expires-at on the namespaces testship creates).
+	Annotations map[string]string
+	Releases    []Release
+	Others      []string // other testship namespaces in the cluster
 }
 
 // listReleases returns the newest revision of every release in ns, any state.
@@ -50,8 +54,9 @@ func GetStatus(ctx context.Context, rc *rest.Config, ns string) (*Status, error)
 	if all, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: LabelManagedBy + "=" + ManagedBy}); err == nil {
 		for _, n := range all.Items {
 			if n.Name != ns {
-				st.Others = append(st.Others, fmt.Sprintf("%s (owner %s, commit %s, trigger %s)", n.Name,
-					n.Labels[LabelOwner], short(n.Labels[LabelCommit]), n.Labels[LabelTrigger]))
+				st.Others = append(st.Others, fmt.Sprintf("%s (owner %s, commit %s, trigger %s, %s)", n.Name,
+					label(n.Labels, LabelOwner, LegacyLabelOwner), short(label(n.Labels, LabelCommit, LegacyLabelCommit)),
+					label(n.Labels, LabelTrigger, LegacyLabelTrigger), expiry(n.Annotations, time.Now())))
 			}
 		}
 	}
@@ -62,7 +67,7 @@ func GetStatus(ctx context.Context, rc *rest.Config, ns string) (*Status, error)
 	if err != nil {
 		return nil, fmt.Errorf("namespace %s: %w", ns, err)
 	}
-	st.Exists, st.Labels = true, n.Labels
+	st.Exists, st.Labels, st.Annotations = true, n.Labels, n.Annotations
 	cfg, err := helmConfig(rc, ns, nil)
 	if err != nil {
 		return nil, err
@@ -99,7 +104,14 @@ func (s *Status) Print(w io.Writer) {
 		fmt.Fprintf(w, "namespace %s: does not exist (nothing deployed)\n", s.Namespace)
 	} else {
 		fmt.Fprintf(w, "namespace %s (owner %s, commit %s, trigger %s)\n", s.Namespace,
-			or(s.Labels[LabelOwner], "-"), or(short(s.Labels[LabelCommit]), "-"), or(s.Labels[LabelTrigger], "-"))
+			or(label(s.Labels, LabelOwner, LegacyLabelOwner), "-"), or(short(label(s.Labels, LabelCommit, LegacyLabelCommit)), "-"),
+			or(label(s.Labels, LabelTrigger, LegacyLabelTrigger), "-"))
+		if s.Labels[LabelManagedBy] != ManagedBy {
+			fmt.Fprintln(w, "  not created by testship: env:destroy and env:prune never delete it")
+		} else {
+			fmt.Fprintf(w, "  created by %s at %s, %s\n", or(s.Annotations[AnnotationCreatedBy], "-"),
+				or(s.Annotations[AnnotationCreatedAt], "-"), expiry(s.Annotations, time.Now()))
+		}
 		if len(s.Releases) == 0 {
 			fmt.Fprintln(w, "  no releases")
 		}
@@ -156,4 +168,28 @@ func (s *Status) Ready() bool {
 		}
 	}
 	return true
+}
+
+// label returns the label, or its pre-testship.dev name's value.
+func label(l map[string]string, name, legacy string) string {
+	if v := l[name]; v != "" {
+		return v
+	}
+	return l[legacy]
+}
+
+// expiry describes a namespace's expires-at annotation.
+func expiry(a map[string]string, now time.Time) string {
+	v, ok := a[AnnotationExpiresAt]
+	if !ok {
+		return "no expiry (env:prune never removes it)"
+	}
+	t, err := ParseExpiry(v)
+	if err != nil {
+		return "expiry unreadable (" + v + ")"
+	}
+	if t.Before(now) {
+		return fmt.Sprintf("expired at %s (%s ago; env:prune removes it)", v, now.Sub(t).Round(time.Second))
+	}
+	return fmt.Sprintf("expires at %s (in %s)", v, t.Sub(now).Round(time.Second))
 }

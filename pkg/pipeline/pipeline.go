@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/testship/testship/pkg/config"
 	"github.com/testship/testship/pkg/environment"
@@ -151,6 +152,11 @@ func Remote(ctx context.Context, o Options) error {
 		defer rec.Close()
 		fo.OnLine = rec.Line
 	}
+	if detach { // the environment lives at least as long as the detached run may
+		if xerr := environment.ExtendExpiry(ctx, cs, env.Namespace, time.Now().Add(o.Run.Timeout+runner.DeadlineMargin)); xerr != nil && !errors.Is(xerr, environment.ErrNotTestship) {
+			fmt.Fprintf(o.Log, "testship: %v\n", xerr)
+		}
+	}
 	res, err := runner.Follow(ctx, cs, run, fo)
 	if rec != nil && res != nil && !res.Detached {
 		WriteReports(o.Log, rec, o.Run.JUnit, ro.Test, res)
@@ -171,7 +177,7 @@ func Remote(ctx context.Context, o Options) error {
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Env.Timeout)
 	defer cancel()
-	if derr := environment.Destroy(dctx, o.Kube.REST, env.Namespace, o.Env.Timeout, o.Log); derr != nil {
+	if derr := environment.Destroy(dctx, o.Kube.REST, env.Namespace, environment.ChartNames(o.Env.Charts), o.Env.Timeout, o.Log); derr != nil {
 		fmt.Fprintf(o.Log, "testship: destroy the environment in namespace %s: %v\n", env.Namespace, derr)
 	}
 	return err
