@@ -160,7 +160,7 @@ func (e *Env) Run() {
 
 // IsRemote reports whether this process is the remote runner's copy of the
 // test (TESTSHIP_REMOTE=true, set on the remote runner's Job).
-func IsRemote() bool { return strings.EqualFold(os.Getenv("TESTSHIP_REMOTE"), "true") }
+func IsRemote() bool { return config.IsRemote() }
 
 // WillUseRemoteRunner reports whether the remote runner ran (or is running)
 // this test, in which case this copy must return without testing anything.

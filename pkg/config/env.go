@@ -171,7 +171,7 @@ func checkChartSource(src string) string {
 	// A path on disk, looked up from the working directory upwards like
 	// the environment step does; not checked inside the remote pod, which
 	// connects to the environment and loads no chart.
-	if strings.EqualFold(os.Getenv("TESTSHIP_REMOTE"), "true") {
+	if IsRemote() {
 		return ""
 	}
 	if !existsUp(src) {
@@ -235,7 +235,7 @@ func loadEnv(c *checker) Env {
 	e.LocalCharts = c.bool(EnvLocalCharts)
 	e.Safety = loadEnvSafety(c)
 	e.ChartsDir = Get(EnvChartsDir)
-	if e.LocalCharts && !strings.EqualFold(os.Getenv("TESTSHIP_REMOTE"), "true") && !existsUp(e.ChartsDir) {
+	if e.LocalCharts && !IsRemote() && !existsUp(e.ChartsDir) {
 		wd, _ := os.Getwd()
 		c.bad(EnvChartsDir, e.ChartsDir, "with LOCAL_CHARTS=true it must exist (looked up from "+wd+" and its parents)", "the directory holding the charts, such as charts")
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/testship/testship/pkg/config"
 	"helm.sh/helm/v3/pkg/release"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,7 +18,7 @@ import (
 // EnvDescription is the variable through which the launcher hands the
 // remote copy of a test its environment: json.Marshal of the
 // *Environment that Deploy returned. FromDescription reads it.
-const EnvDescription = "TESTSHIP_ENVIRONMENT"
+var EnvDescription = config.RemoteEnvironment
 
 // Describe returns the JSON form of the environment for EnvDescription.
 func (e *Environment) Describe() ([]byte, error) { return json.Marshal(e) }

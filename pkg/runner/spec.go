@@ -59,14 +59,14 @@ const (
 	DeadlineMargin = 5 * time.Minute
 )
 
-// Env variables the remote copy of the test reads.
-const (
-	EnvRemote    = "TESTSHIP_REMOTE"
-	EnvNamespace = "TESTSHIP_NAMESPACE"
-	EnvRunID     = "TESTSHIP_RUN_ID"
+// Env variables the remote copy of the test reads (declared in pkg/config).
+var (
+	EnvRemote    = config.RemoteFlag
+	EnvNamespace = config.RemoteNamespace
+	EnvRunID     = config.RemoteRunID
 	// EnvEnvironment holds Options.Environment, the description of the
 	// deployed environment (from the run's Secret).
-	EnvEnvironment = "TESTSHIP_ENVIRONMENT"
+	EnvEnvironment = config.RemoteEnvironment
 )
 
 // Options describe one remote run.
