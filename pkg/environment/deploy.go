@@ -156,9 +156,6 @@ func Deploy(ctx context.Context, rc *rest.Config, o Options) (*Environment, erro
 	if o.ChartsDir == "" {
 		o.ChartsDir = "charts"
 	}
-	if len(o.Charts) == 0 {
-		return nil, errors.New("environment: no charts to deploy")
-	}
 	ns := o.Namespace
 	if ns == "" {
 		ns = GenerateNamespace(o.Origin)
@@ -220,6 +217,9 @@ func Deploy(ctx context.Context, rc *rest.Config, o Options) (*Environment, erro
 		fmt.Fprintf(out, "namespace %s: exists (testship's; expires no earlier than %s)\n", ns, expires)
 	default:
 		fmt.Fprintf(out, "namespace %s: exists, not created by testship (ENV_USE_EXISTING_NAMESPACE=true): testship will not delete it\n", ns)
+	}
+	if len(plans) == 0 {
+		fmt.Fprintf(out, "no charts (TESTSHIP_CHARTS=%s): the environment is the namespace alone\n", config.NoCharts)
 	}
 	for _, p := range plans {
 		r, err := deployOne(ctx, rc, cs, ns, p.ref.Name, p.chart, p.source, p.vals, p.digest, o, out)

@@ -337,3 +337,39 @@ func TestPruneExpired(t *testing.T) {
 	}
 	t.Logf("status:\n%s", out.String())
 }
+
+// TestNoCharts: TESTSHIP_CHARTS=none deploys the namespace alone (no Helm
+// release), with testship's labels and expiry, and destroy removes it.
+func TestNoCharts(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	t.Setenv(config.EnvCharts, config.NoCharts)
+	charts, err := config.ParseCharts(config.Get(config.EnvCharts))
+	if err != nil || len(charts) != 0 {
+		t.Fatalf("ParseCharts(none) = %v, %v", charts, err)
+	}
+	ns := "ts-envsafe-nocharts-" + suffix()
+	var out bytes.Buffer
+	env, err := environment.Deploy(ctx, s.rc, environment.Options{Namespace: ns, Charts: charts,
+		Origin: environment.Origin{Owner: "e2e", Scope: "nocharts"}, Out: &out})
+	if err != nil {
+		t.Fatalf("deploy with no charts: %v\n%s", err, out.String())
+	}
+	t.Cleanup(func() { s.cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	if !env.NamespaceCreated || len(env.Releases) != 0 {
+		t.Errorf("environment = %+v, want a created namespace and no releases", env)
+	}
+	n, err := s.cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil || !environment.IsTestshipNamespace(n) || n.Annotations["testship.dev/expires-at"] == "" {
+		t.Fatalf("namespace %s: %v, labels %v, annotations %v", ns, err, n.Labels, n.Annotations)
+	}
+	if got := releases(t, s, ns); len(got) != 0 {
+		t.Errorf("releases in %s: %v, want none", ns, got)
+	}
+	if err := environment.Destroy(ctx, s.rc, ns, nil, 2*time.Minute, &out); err != nil {
+		t.Fatalf("destroy: %v\n%s", err, out.String())
+	}
+	if _, err := s.cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("namespace %s after destroy: %v", ns, err)
+	}
+}
