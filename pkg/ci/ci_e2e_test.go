@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -217,7 +218,7 @@ func TestRemoteFailureAnnotatedAndSummarised(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("ci:remote ended with %v, want the test's exit code 1\n%s", err, text)
 	}
-	want := "::error file=pkg/runner/testdata/probe/probe_test.go,line=33,title=TestFail::probe: failing on purpose"
+	want := fmt.Sprintf("::error file=pkg/runner/testdata/probe/probe_test.go,line=%d,title=TestFail::probe: failing on purpose", probeLine(t, "probe: failing on purpose"))
 	if !strings.Contains(text, want) {
 		t.Errorf("no annotation %q in the output:\n%s", want, text)
 	}
@@ -316,4 +317,21 @@ func TestRemoteDetachedAttachAndCleanup(t *testing.T) {
 		}
 	}
 	waitNamespaceGone(t, cs, ns, time.Minute)
+}
+
+// probeLine is the line of the probe test that holds text, so the expected
+// annotation follows the probe as it changes.
+func probeLine(t *testing.T, text string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "pkg/runner/testdata/probe/probe_test.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, text) {
+			return i + 1
+		}
+	}
+	t.Fatalf("%q not in the probe test", text)
+	return 0
 }

@@ -66,7 +66,7 @@ func TestRemoteRunIdentity(t *testing.T) {
 	restricted(t, c)
 	ctx := context.Background()
 	ids := [2]string{runner.NewRunID() + "a", runner.NewRunID() + "b"}
-	ruleSets := [2]string{"delete:pods", "patch:deployments.apps"}
+	ruleSets := [2]string{"delete:pods", "patch:deployments/scale.apps"}
 	var runs [2]*runner.Run
 	var roles [2]*rbacv1.Role
 	var log e2e.SyncBuffer
