@@ -23,6 +23,8 @@ import (
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
+	dockerimage "github.com/docker/docker/api/types/image"
+	dockerregistry "github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -197,7 +199,7 @@ func TestPushOCIEndToEnd(t *testing.T) {
 	}
 
 	// Run it: the binary runs the tests, as uid 65532, with /tmp and CA bundle.
-	code, logs := runImage(t, st3.Test.Ref, []string{"FIXTURE_IN_IMAGE=1"}, "-test.v")
+	code, logs := runImage(t, reg, st3.Test.Ref, []string{"FIXTURE_IN_IMAGE=1"}, "-test.v")
 	if code != 0 || !strings.Contains(logs, "fixture v2") || !strings.Contains(logs, "PASS") {
 		t.Fatalf("test image exited %d:\n%s", code, logs)
 	}
@@ -322,7 +324,7 @@ func TestBaseFromAnotherImage(t *testing.T) {
 	if st2.Base.Ref == st.Base.Ref {
 		t.Fatalf("derived base has the same tag:\n%s", out)
 	}
-	code, logs := runImage(t, st2.Test.Ref, []string{"FIXTURE_IN_IMAGE=1"}, "-test.v")
+	code, logs := runImage(t, reg, st2.Test.Ref, []string{"FIXTURE_IN_IMAGE=1"}, "-test.v")
 	if code != 0 {
 		t.Fatalf("derived test image exited %d:\n%s", code, logs)
 	}
@@ -375,8 +377,9 @@ func imageFiles(t testing.TB, img v1.Image) map[string]entry {
 
 func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
-// runImage runs ref in the Docker Engine and returns its exit code and output.
-func runImage(t testing.TB, ref string, env []string, args ...string) (int64, string) {
+// runImage pulls ref from reg into the Docker Engine (the direct builder
+// never puts it there), runs it and returns its exit code and output.
+func runImage(t testing.TB, reg *authRegistry, ref string, env []string, args ...string) (int64, string) {
 	t.Helper()
 	ctx := context.Background()
 	engine, err := Connect(ctx, io.Discard, "plain")
@@ -385,6 +388,15 @@ func runImage(t testing.TB, ref string, env []string, args ...string) (int64, st
 	}
 	defer engine.Close()
 	cli := engine.Client()
+	enc, _ := dockerregistry.EncodeAuthConfig(dockerregistry.AuthConfig{Username: reg.user, Password: reg.pass, ServerAddress: reg.host})
+	rc, err := cli.ImagePull(ctx, ref, dockerimage.PullOptions{RegistryAuth: enc})
+	if err != nil {
+		t.Fatalf("pull %s into the Docker Engine: %v", ref, err)
+	}
+	if err := engine.display(rc, nil); err != nil {
+		t.Fatalf("pull %s into the Docker Engine: %v", ref, err)
+	}
+	rc.Close()
 	created, err := cli.ContainerCreate(ctx, &container.Config{Image: ref, Env: env, Cmd: args}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
 	if err != nil {
 		t.Fatalf("create container from %s: %v", ref, err)
@@ -401,7 +413,7 @@ func runImage(t testing.TB, ref string, env []string, args ...string) (int64, st
 	case err := <-errC:
 		t.Fatal(err)
 	}
-	rc, err := cli.ContainerLogs(ctx, created.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	rc, err = cli.ContainerLogs(ctx, created.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
 	if err != nil {
 		t.Fatal(err)
 	}
