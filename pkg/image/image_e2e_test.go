@@ -377,6 +377,20 @@ func imageFiles(t testing.TB, img v1.Image) map[string]entry {
 
 func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
+// pullToEngine pulls ref from reg into the Docker Engine.
+func pullToEngine(t testing.TB, engine *Engine, reg *authRegistry, ref string) {
+	t.Helper()
+	enc, _ := dockerregistry.EncodeAuthConfig(dockerregistry.AuthConfig{Username: reg.user, Password: reg.pass, ServerAddress: reg.host})
+	rc, err := engine.Client().ImagePull(context.Background(), ref, dockerimage.PullOptions{RegistryAuth: enc})
+	if err != nil {
+		t.Fatalf("pull %s into the Docker Engine: %v", ref, err)
+	}
+	defer rc.Close()
+	if err := engine.display(rc, nil); err != nil {
+		t.Fatalf("pull %s into the Docker Engine: %v", ref, err)
+	}
+}
+
 // runImage pulls ref from reg into the Docker Engine (the direct builder
 // never puts it there), runs it and returns its exit code and output.
 func runImage(t testing.TB, reg *authRegistry, ref string, env []string, args ...string) (int64, string) {
@@ -388,15 +402,7 @@ func runImage(t testing.TB, reg *authRegistry, ref string, env []string, args ..
 	}
 	defer engine.Close()
 	cli := engine.Client()
-	enc, _ := dockerregistry.EncodeAuthConfig(dockerregistry.AuthConfig{Username: reg.user, Password: reg.pass, ServerAddress: reg.host})
-	rc, err := cli.ImagePull(ctx, ref, dockerimage.PullOptions{RegistryAuth: enc})
-	if err != nil {
-		t.Fatalf("pull %s into the Docker Engine: %v", ref, err)
-	}
-	if err := engine.display(rc, nil); err != nil {
-		t.Fatalf("pull %s into the Docker Engine: %v", ref, err)
-	}
-	rc.Close()
+	pullToEngine(t, engine, reg, ref)
 	created, err := cli.ContainerCreate(ctx, &container.Config{Image: ref, Env: env, Cmd: args}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
 	if err != nil {
 		t.Fatalf("create container from %s: %v", ref, err)
@@ -413,7 +419,7 @@ func runImage(t testing.TB, reg *authRegistry, ref string, env []string, args ..
 	case err := <-errC:
 		t.Fatal(err)
 	}
-	rc, err = cli.ContainerLogs(ctx, created.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	rc, err := cli.ContainerLogs(ctx, created.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
 	if err != nil {
 		t.Fatal(err)
 	}
