@@ -110,7 +110,7 @@ func (p *pipeline) pushDirect(ctx context.Context, im *image) (digest, how strin
 		if err != nil {
 			return "", "", fmt.Errorf("%s image: %w", im.name, err)
 		}
-		werr := remote.Write(tag, img, opts...)
+		werr := p.writeWithProgress(im, func(o ...remote.Option) error { return remote.Write(tag, img, append(opts, o...)...) })
 		if werr != nil && compression == Zstd && refusesFormat(werr) {
 			p.gzipOnly, compression = true, Gzip
 			fmt.Fprintf(p.out, "registry %s refused a zstd layer (%s): using gzip for this run (set TESTSHIP_LAYER_COMPRESSION=gzip to skip the attempt)\n", p.cfg.Registry, shorten(werr))
@@ -126,6 +126,27 @@ func (p *pipeline) pushDirect(ctx context.Context, im *image) (digest, how strin
 		size, _ := layer.Size()
 		return d.String(), fmt.Sprintf(", one %.1f MB %s layer on the base", float64(size)/1e6, compression), nil
 	}
+}
+
+// writeWithProgress runs write, drawing the bytes uploaded so far on one
+// line when progress goes to a terminal (TESTSHIP_PROGRESS); plain output
+// gets the pushing/pushed lines only.
+func (p *pipeline) writeWithProgress(im *image, write func(...remote.Option) error) error {
+	if _, tty := useTTY(p.out, p.cfg.Progress); !tty {
+		return write()
+	}
+	ch := make(chan v1.Update, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for u := range ch {
+			fmt.Fprintf(p.out, "\r%-5s uploading %.1f MB", im.label, float64(u.Complete)/1e6)
+		}
+		fmt.Fprintln(p.out)
+	}()
+	err := write(remote.WithProgress(ch))
+	<-done
+	return err
 }
 
 // refusesFormat reports whether the registry refused what it was sent (a

@@ -267,3 +267,22 @@ func TestIndexListsEveryPlatform(t *testing.T) {
 		t.Fatalf("index tag changed: %s vs %s", again[0].ref, ix[0].ref)
 	}
 }
+
+func TestDirectPushDrawsProgressOnATerminal(t *testing.T) {
+	reg := newMemRegistry(t)
+	base := pushBase(t, reg.host, "t/base")
+	for _, progress := range []string{"tty", "plain"} {
+		var out bytes.Buffer
+		p := directPipeline(reg, Gzip, &out)
+		p.cfg.Progress = progress
+		if err := p.push(context.Background(), directImage(base, "test", fakeBinary(t, 2<<20), "linux/amd64", progress)); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(out.String(), "\rtest  uploading "); got != (progress == "tty") {
+			t.Fatalf("progress=%s: bytes drawn %v:\n%q", progress, got, out.String())
+		}
+		if !strings.Contains(out.String(), "test  pushed ") {
+			t.Fatalf("progress=%s:\n%s", progress, out.String())
+		}
+	}
+}
