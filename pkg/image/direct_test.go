@@ -286,3 +286,25 @@ func TestDirectPushDrawsProgressOnATerminal(t *testing.T) {
 		}
 	}
 }
+
+func TestOutputsArePinned(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "out")
+	t.Setenv("GITHUB_OUTPUT", f)
+	st := &State{
+		Base: Ref{Name: "base", Ref: "r:5000/p/base:aaa", Digest: "sha256:01"},
+		Test: Ref{Name: "test", Ref: "r:5000/p/test:bbb", Digest: "sha256:02"},
+		Apps: map[string]Ref{"link": {Name: "link", Ref: "r:5000/p/link:ccc", Digest: "sha256:03"}},
+	}
+	if err := writeOutputs(st); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(f)
+	for _, want := range []string{
+		"test_image=r:5000/p/test@sha256:02\n", "test_image_tag=r:5000/p/test:bbb\n", "test_image_digest=sha256:02\n",
+		"link_image=r:5000/p/link@sha256:03\n", "link_image_tag=r:5000/p/link:ccc\n", "base_image=r:5000/p/base@sha256:01\n",
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Fatalf("$GITHUB_OUTPUT lacks %q:\n%s", want, b)
+		}
+	}
+}
