@@ -471,8 +471,9 @@ func TestImageTestLoadsOnlyWhenAsked(t *testing.T) {
 }
 
 // TestReproducibleImages: two pushes of the same package from two state
-// directories into two repositories give the same tags, the same image
-// digests and the same layer digests.
+// directories into two repositories give the same image digests and the
+// same layer digests (and the same base tag; the test and app tags name
+// their base's repository, so they differ).
 func TestReproducibleImages(t *testing.T) {
 	e2e.Docker(t)
 	reg := startRegistry(t)
@@ -483,7 +484,7 @@ func TestReproducibleImages(t *testing.T) {
 	cfg.StateDir = t.TempDir()
 	st2, out := push(t, cfg)
 	for _, p := range [][2]Ref{{st1.Base, st2.Base}, {st1.Test, st2.Test}, {st1.Apps["app"], st2.Apps["app"]}} {
-		if p[0].Tag() != p[1].Tag() || p[0].Digest != p[1].Digest {
+		if p[0].Digest == "" || p[0].Digest != p[1].Digest || (p[0].Name == "base" && p[0].Tag() != p[1].Tag()) {
 			t.Fatalf("%s: %s@%s vs %s@%s\n%s", p[0].Name, p[0].Ref, p[0].Digest, p[1].Ref, p[1].Digest, out)
 		}
 	}
