@@ -132,7 +132,7 @@ func (p *pipeline) pushDirect(ctx context.Context, im *image) (digest, how strin
 // line when progress goes to a terminal (TESTSHIP_PROGRESS); plain output
 // gets the pushing/pushed lines only.
 func (p *pipeline) writeWithProgress(im *image, write func(...remote.Option) error) error {
-	if _, tty := useTTY(p.out, p.cfg.Progress); !tty {
+	if _, tty := useTTY(p.out, p.cfg.Progress); !tty && !p.tty {
 		return write()
 	}
 	ch := make(chan v1.Update, 16)

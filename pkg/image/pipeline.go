@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	dockerregistry "github.com/docker/docker/api/types/registry"
@@ -110,6 +111,8 @@ type pipeline struct {
 	build  config.ImageBuild
 	stage  Stage
 	out    io.Writer
+	rawOut io.Writer // out itself, for the Engine's and the terminal's sake
+	tty    bool      // progress drawn on a terminal (TESTSHIP_PROGRESS)
 	engine *Engine
 	reg    Registry
 	auth   dockerregistry.AuthConfig
@@ -167,7 +170,8 @@ func RunWith(ctx context.Context, cfg config.Image, b config.ImageBuild, stage S
 		out = io.Discard
 	}
 	start := time.Now()
-	p := &pipeline{cfg: cfg, build: b, stage: stage, out: out}
+	p := &pipeline{cfg: cfg, build: b, stage: stage, out: out, rawOut: out}
+	_, p.tty = useTTY(out, cfg.Progress)
 	// The Engine builds the base, and everything with the engine builder.
 	// A direct push needs it only when the base is missing from the
 	// registry, so it is reached then.
@@ -202,21 +206,38 @@ func RunWith(ctx context.Context, cfg config.Image, b config.ImageBuild, stage S
 		bases[pl] = base
 		plan = append(plan, base)
 	}
+	// The bases are checked (registry, Engine) while the binaries compile.
+	p.out = &lockedWriter{w: out}
+	baseChecked := make(chan error, 1)
+	go func() {
+		for _, im := range plan {
+			if err := p.check(ctx, im); err != nil {
+				baseChecked <- err
+				return
+			}
+		}
+		baseChecked <- nil
+	}()
 	if stage >= StageTest {
 		// Compile before anything is built or pushed: a compile error
 		// leaves no state behind.
 		more, err := p.planBinaries(ctx, bases)
+		if berr := <-baseChecked; err == nil && berr != nil {
+			err = berr
+		}
 		if err != nil {
 			return nil, err
 		}
+		for _, im := range more {
+			if err := p.check(ctx, im); err != nil {
+				return nil, err
+			}
+		}
 		plan = append(plan, more...)
+	} else if err := <-baseChecked; err != nil {
+		return nil, err
 	}
 	indexes := p.planIndexes(plan)
-	for _, im := range plan {
-		if err := p.check(ctx, im); err != nil {
-			return nil, err
-		}
-	}
 	if stage == StagePush {
 		for _, ix := range indexes {
 			if ix.remote, _, err = p.reg.Lookup(ctx, ix.repo, tagOf(ix.ref)); err != nil {
@@ -278,12 +299,29 @@ func RunWith(ctx context.Context, cfg config.Image, b config.ImageBuild, stage S
 	return st, nil
 }
 
+// lockedWriter serialises the pipeline's output lines, written from the
+// base check and the compile at once.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
 // connect reaches the Docker Engine once.
 func (p *pipeline) connect(ctx context.Context) (*Engine, error) {
 	if p.engine != nil {
 		return p.engine, nil
 	}
-	e, err := Connect(ctx, p.out, p.cfg.Progress)
+	w := p.rawOut
+	if w == nil {
+		w = p.out
+	}
+	e, err := Connect(ctx, w, p.cfg.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -368,7 +406,7 @@ func (p *pipeline) planBinaries(ctx context.Context, bases map[string]*image) ([
 		fmt.Fprintf(p.out, "%-5s %s %s (%.1fs)\n", p.label(b.name, b.platform), verb, b.pkg, b.took.Seconds())
 		bc := &buildContext{}
 		bc.add(file{Name: "Dockerfile", Mode: 0o644, Data: images.Test})
-		bc.add(file{Name: "run", Mode: 0o755, Src: b.out})
+		bc.add(file{Name: "run", Mode: 0o755, Src: b.out, CacheSum: true})
 		args := map[string]string{"BASE_IMAGE": bases[b.platform].ref}
 		var extra []string
 		if p.build.Direct() {
