@@ -24,11 +24,12 @@ func (Image) Base(ctx context.Context) error {
 	return runImage(ctx, image.StageBase)
 }
 
-// Test compiles the test package with `go test -c` and builds the test image (and app images).
+// Test compiles the test package with `go test -c` and builds the base (and, with the engine builder or TESTSHIP_LOAD=true, the test and app images in the Engine).
 //
-// Reads TESTSHIP_TEST_PACKAGE, TESTSHIP_APPS, TESTSHIP_PLATFORM and the
-// variables of image:base. Nothing is rebuilt when the tag, a digest of
-// every input, already exists in the engine.
+// Reads TESTSHIP_TEST_PACKAGE, TESTSHIP_APPS, TESTSHIP_PLATFORM,
+// TESTSHIP_IMAGE_BUILDER, TESTSHIP_LOAD and the variables of image:base.
+// Nothing is rebuilt when the tag, a digest of every input, already exists
+// in the engine.
 func (Image) Test(ctx context.Context) error {
 	return runImage(ctx, image.StageTest)
 }
@@ -38,8 +39,11 @@ func (Image) Test(ctx context.Context) error {
 // ECR registries (<account>.dkr.ecr.<region>.amazonaws.com, or
 // TESTSHIP_REGISTRY_TYPE=ecr) log in with the AWS SDK's default
 // credentials and create missing repositories; others use your Docker
-// credentials. Pushed references go to .testship/images.json and, in
-// GitHub Actions, to $GITHUB_OUTPUT (test_image, test_image_digest, ...).
+// credentials. The test and app images are the base plus one layer with
+// the binary, written straight to the registry (TESTSHIP_IMAGE_BUILDER=engine
+// builds them with the Engine). Pushed references go to
+// .testship/images.json and, in GitHub Actions, to $GITHUB_OUTPUT
+// (test_image pinned by digest, test_image_tag, test_image_digest, ...).
 func (Image) Push(ctx context.Context) error {
 	return runImage(ctx, image.StagePush)
 }

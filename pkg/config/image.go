@@ -28,7 +28,7 @@ var (
 	Apps = Declare(Var{Name: "TESTSHIP_APPS", Default: "link=./tests/link/cmd/link", Area: "image",
 		Help: "name=package,... Go mains built into images of their own (the environment's services); empty for none"})
 	Platform = Declare(Var{Name: "TESTSHIP_PLATFORM", Default: "linux/" + runtime.GOARCH, Area: "image",
-		Help: "target OS/arch of the images, e.g. linux/amd64 or linux/arm64"})
+		Help: "target OS/arch of the images, e.g. linux/amd64, or a comma-separated list (linux/amd64,linux/arm64) for one image index per image"})
 	BaseFrom = Declare(Var{Name: "TESTSHIP_BASE_FROM", Default: "scratch", Area: "image",
 		Help: "image the base starts FROM: scratch (nothing pulled) or any image you can pull, e.g. debian:bookworm-slim"})
 	StateDir = Declare(Var{Name: "TESTSHIP_STATE_DIR", Default: ".testship", Area: "image",
@@ -45,10 +45,12 @@ type Image struct {
 	TestPackage  string
 	TestTags     string
 	Apps         []App
-	Platform     string // os/arch
+	Platform     string // os/arch, or a comma-separated list of them (an image index)
 	BaseFrom     string
 	StateDir     string
 	Progress     string // "tty" or "plain" or "auto"
+	// Build says how test and app images are assembled.
+	Build ImageBuild
 }
 
 // App is a Go main built into an image of its own.
@@ -57,9 +59,26 @@ type App struct {
 	Package string
 }
 
-// OS and Arch split Platform.
-func (c Image) OS() string   { os, _, _ := strings.Cut(c.Platform, "/"); return os }
-func (c Image) Arch() string { _, arch, _ := strings.Cut(c.Platform, "/"); return arch }
+// OS and Arch split Platform (its first platform when it lists several).
+func (c Image) OS() string   { os, _, _ := strings.Cut(c.PlatformList()[0], "/"); return os }
+func (c Image) Arch() string { _, arch, _ := strings.Cut(c.PlatformList()[0], "/"); return arch }
+
+// PlatformList returns the platforms of Platform, in the order given.
+func (c Image) PlatformList() []string {
+	var out []string
+	for _, p := range strings.Split(c.Platform, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return []string{""}
+	}
+	return out
+}
+
+// MultiPlatform reports whether Platform lists more than one platform.
+func (c Image) MultiPlatform() bool { return len(c.PlatformList()) > 1 }
 
 // Platforms the images can target: Linux containers on the architectures
 // the Go toolchain and container runtimes both support.
@@ -102,6 +121,7 @@ func loadImage(c *checker) Image {
 		StateDir:     Get(StateDir),
 		Progress:     strings.ToLower(Get(Progress)),
 	}
+	img.Build = loadImageBuild(c)
 	c.add(Registry, checkRegistry(img.Registry))
 	switch img.RegistryType {
 	case "auto":
@@ -132,8 +152,10 @@ func loadImage(c *checker) Image {
 	if !tagsRe.MatchString(img.TestTags) {
 		c.bad(TestTags, img.TestTags, "", "comma-separated build tags such as e2e or e2e,soak")
 	}
-	if !contains(Platforms, img.Platform) {
-		c.bad(Platform, img.Platform, "", "one of "+strings.Join(Platforms, ", "))
+	if err := checkPlatforms(img.Platform); err != nil {
+		c.add(Platform, err)
+	} else {
+		img.Platform = strings.Join(img.PlatformList(), ",")
 	}
 	if img.BaseFrom != "scratch" {
 		if _, err := name.ParseReference(img.BaseFrom); err != nil {
@@ -227,6 +249,26 @@ func checkPackage(varName, value, pkg, want string) error {
 	if err != nil || !st.IsDir() {
 		wd, _ := os.Getwd()
 		return &Error{Name: varName, Value: value, Detail: fmt.Sprintf("directory %s does not exist (relative to %s)", pkg, wd), Want: want}
+	}
+	return nil
+}
+
+func checkPlatforms(val string) error {
+	seen := map[string]bool{}
+	items := strings.Split(val, ",")
+	for _, p := range items {
+		p = strings.TrimSpace(p)
+		if !contains(Platforms, p) {
+			want := "one of " + strings.Join(Platforms, ", ")
+			if len(items) > 1 {
+				want = "a comma-separated list of distinct platforms, each one of " + strings.Join(Platforms, ", ") + " (" + strconv.Quote(p) + " is not)"
+			}
+			return &Error{Name: Platform, Value: val, Want: want}
+		}
+		if seen[p] {
+			return &Error{Name: Platform, Value: val, Want: "each platform once (" + p + " is listed twice)"}
+		}
+		seen[p] = true
 	}
 	return nil
 }

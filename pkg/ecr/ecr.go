@@ -10,9 +10,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
@@ -119,11 +121,22 @@ func (c *Client) Lookup(ctx context.Context, repository, tag string) (digest str
 	return aws.ToString(out.ImageDetails[0].ImageDigest), true, nil
 }
 
-// describe shortens an SDK error to its code and message.
+// describe shortens an SDK error to its code and message. An endpoint
+// whose refusal is not an ECR error document (a proxy's or emulator's
+// HTML/XML page) is reported by its HTTP status.
 func describe(err error) string {
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		return api.ErrorCode() + ": " + api.ErrorMessage()
+	}
+	var resp *awshttp.ResponseError
+	if errors.As(err, &resp) && resp.HTTPStatusCode() >= 400 {
+		code := resp.HTTPStatusCode()
+		what := "the endpoint refused the request"
+		if code == http.StatusUnauthorized || code == http.StatusForbidden {
+			what = "the credentials were refused"
+		}
+		return fmt.Sprintf("HTTP %d %s (%s; request ID %s)", code, http.StatusText(code), what, resp.ServiceRequestID())
 	}
 	return err.Error()
 }

@@ -3,12 +3,17 @@ package ecr
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 type fakeAPI struct {
@@ -84,5 +89,16 @@ func TestLookup(t *testing.T) {
 	}
 	if _, ok, err := c.Lookup(context.Background(), "nope", "t1"); err != nil || ok {
 		t.Fatalf("missing repository: %v %v", ok, err)
+	}
+}
+
+func TestDescribeUndecodableRefusal(t *testing.T) {
+	resp := &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+		Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 403}},
+		Err:      errors.New("deserialization failed, invalid character '<'")}, RequestID: "r1"}
+	api := &fakeAPI{tokErr: &smithy.OperationError{ServiceID: "ECR", OperationName: "GetAuthorizationToken", Err: resp}}
+	_, _, err := (&Client{API: api}).Login(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "HTTP 403 Forbidden (the credentials were refused; request ID r1)") || strings.Contains(err.Error(), "deserialization") {
+		t.Fatalf("got %v", err)
 	}
 }

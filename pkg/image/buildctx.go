@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -20,6 +22,10 @@ type file struct {
 	Dir  bool
 	Data []byte // in-memory content
 	Src  string // or a file on disk, streamed when the tar is written
+	// CacheSum keeps Src's digest in Src+".sum", reused while Src's size,
+	// modification time and inode are unchanged (a compiled binary that
+	// `go build` found up to date is not rewritten).
+	CacheSum bool
 }
 
 // buildContext is the exact set of files sent to the Docker Engine. Its
@@ -63,17 +69,34 @@ func (f file) sum() (string, error) {
 	h := sha256.New()
 	if f.Src == "" {
 		h.Write(f.Data)
-	} else {
-		r, err := os.Open(f.Src)
-		if err != nil {
-			return "", err
-		}
-		defer r.Close()
-		if _, err := io.Copy(h, r); err != nil {
-			return "", fmt.Errorf("read %s: %w", f.Src, err)
+		return hex.EncodeToString(h.Sum(nil)), nil
+	}
+	r, err := os.Open(f.Src)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	var key string
+	if f.CacheSum {
+		if st, err := r.Stat(); err == nil {
+			var ino uint64
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				ino = sys.Ino
+			}
+			key = fmt.Sprintf("%d %d %d ", st.Size(), st.ModTime().UnixNano(), ino)
+			if b, err := os.ReadFile(f.Src + ".sum"); err == nil && strings.HasPrefix(string(b), key) && len(b) == len(key)+64 {
+				return string(b[len(key):]), nil
+			}
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	if _, err := io.Copy(h, r); err != nil {
+		return "", fmt.Errorf("read %s: %w", f.Src, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if key != "" {
+		_ = os.WriteFile(f.Src+".sum", []byte(key+sum), 0o644) // a cache: a failed write costs a re-hash
+	}
+	return sum, nil
 }
 
 // Tar streams the context as the tar archive the Engine API expects.

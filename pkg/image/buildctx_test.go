@@ -132,3 +132,33 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 }
+
+func TestCachedSumFollowsTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bin")
+	os.WriteFile(path, []byte("one"), 0o755)
+	f := file{Name: "run", Src: path, CacheSum: true}
+	s1, err := f.sum()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + ".sum"); err != nil {
+		t.Fatalf("no cached sum: %v", err)
+	}
+	again, _ := f.sum()
+	if again != s1 {
+		t.Fatal("cached sum differs")
+	}
+	// Rewritten (as go build does when the binary changes): a new sum.
+	os.Remove(path)
+	os.WriteFile(path, []byte("two"), 0o755)
+	s2, _ := f.sum()
+	plain, _ := file{Src: path}.sum()
+	if s2 == s1 || s2 != plain {
+		t.Fatalf("sum after a rewrite: %s (was %s, want %s)", s2, s1, plain)
+	}
+	// A stale cache file for other content is not trusted.
+	os.WriteFile(path+".sum", []byte("garbage"), 0o644)
+	if s3, _ := f.sum(); s3 != plain {
+		t.Fatal("garbage cache trusted")
+	}
+}

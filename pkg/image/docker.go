@@ -42,15 +42,21 @@ func Connect(ctx context.Context, out io.Writer, progress string) (*Engine, erro
 		return nil, fmt.Errorf("Docker Engine not reachable at %s: %v; start it (`mage dev:up`, `sudo systemctl start docker`, or `sudo dockerd &`) or set DOCKER_HOST to a running engine", cli.DaemonHost(), err)
 	}
 	e := &Engine{cli: cli, out: out}
+	e.fd, e.tty = useTTY(out, progress)
+	return e, nil
+}
+
+// useTTY says whether progress is drawn as bars on out: "tty", or "auto"
+// when out is a terminal and CI is not set.
+func useTTY(out io.Writer, progress string) (uintptr, bool) {
 	fd, isTerm := term.GetFdInfo(out)
 	switch progress {
 	case "tty":
-		e.tty = true
+		return fd, true
 	case "auto":
-		e.tty = isTerm && os.Getenv("CI") == ""
+		return fd, isTerm && os.Getenv("CI") == ""
 	}
-	e.fd = fd
-	return e, nil
+	return fd, false
 }
 
 // Close releases the client.

@@ -8,17 +8,19 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/crane"
 
+	"github.com/testship/testship/images"
 	"github.com/testship/testship/internal/e2e"
+	"github.com/testship/testship/pkg/config"
 )
 
 // benchPackage is the test package benchmarks put into images: a copy of
@@ -57,8 +59,10 @@ func editOneLine(b *testing.B, pkg string, n int) {
 	}
 }
 
-// BenchmarkPushNoop is `image:push` with nothing changed: three registry
-// lookups, a cached compile, no build, nothing uploaded.
+// BenchmarkPushNoop is `image:push` with nothing changed: registry
+// lookups, a cached compile, no build, nothing uploaded. Next to it, a
+// cached `go test -c` of the same package alone; x-cached-compile is the
+// ratio (target ≤ 1).
 func BenchmarkPushNoop(b *testing.B) {
 	e2e.Docker(b)
 	reg := startRegistry(b)
@@ -67,17 +71,46 @@ func BenchmarkPushNoop(b *testing.B) {
 	cfg.Apps = nil
 	push(b, cfg)
 	before := reg.Uploads()
+	// A cached `go test -c`: the package compiled, the binary already at
+	// its output path (go then only checks its build ID, as the pipeline's
+	// compile does).
+	cached := filepath.Join(b.TempDir(), "t")
+	if err := compile(context.Background(), cfg.TestPackage, cached, cfg.OS(), cfg.Arch(), cfg.TestTags, true); err != nil {
+		b.Fatal(err)
+	}
+	var compiled, pushed time.Duration
 	for b.Loop() {
+		b.StopTimer()
+		t0 := time.Now()
+		if err := compile(context.Background(), cfg.TestPackage, cached, cfg.OS(), cfg.Arch(), cfg.TestTags, true); err != nil {
+			b.Fatal(err)
+		}
+		compiled += time.Since(t0)
+		b.StartTimer()
+		t1 := time.Now()
 		if _, err := Push(context.Background(), cfg, io.Discard); err != nil {
 			b.Fatal(err)
 		}
+		pushed += time.Since(t1)
 	}
 	b.ReportMetric(float64(reg.Uploads()-before)/float64(b.N), "uploads/op")
+	b.ReportMetric(compiled.Seconds()/float64(b.N), "cached-compile-s/op")
+	b.ReportMetric(pushed.Seconds()/compiled.Seconds(), "x-cached-compile")
 }
 
-// BenchmarkPushOneLineChange edits one line of the test package and pushes.
-// Next to it, the floor: `go test -c` of the same edit plus uploading the
-// new binary as one layer straight to the registry. x-floor is the ratio.
+// BenchmarkPushOneLineChange edits one line of the test package and pushes
+// (the pipeline with the builder of TESTSHIP_IMAGE_BUILDER, direct by
+// default). Next to it, measured in the same run on the same base and
+// registry, two yardsticks, each after its own one-line edit:
+//   - crane: `go test -c` + go-containerregistry's crane.Append of the
+//     binary's layer onto the base + crane.Push (in-process);
+//   - docker: `go test -c && docker build && docker push` with the docker
+//     CLI and images/test/Dockerfile.
+//
+// x-crane and x-docker are the pipeline's time over theirs. The compile,
+// common to all three, is the bulk of it and varies with the machine's
+// load; *-after-compile-s/op are the times from the binary to the image in
+// the registry (the pipeline's compile as it reports it).
 func BenchmarkPushOneLineChange(b *testing.B) {
 	e2e.Docker(b)
 	reg := startRegistry(b)
@@ -85,12 +118,24 @@ func BenchmarkPushOneLineChange(b *testing.B) {
 	pkg := benchPackage(b)
 	cfg := testConfig(b, reg.host, pkg)
 	cfg.Apps = nil
-	push(b, cfg)
+	st, _ := push(b, cfg)
 	n := 0
 	edit := func() { n++; editOneLine(b, pkg, n) }
-	repo, _ := name.NewRepository(reg.host + "/floor/layer")
-	auth := remote.WithAuth(&authn.Basic{Username: reg.user, Password: reg.pass})
-	var pipeline, floor time.Duration
+	auth := crane.WithAuth(&authn.Basic{Username: reg.user, Password: reg.pass})
+	base, err := crane.Pull(st.Base.Pinned(), auth)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctxDir := b.TempDir()
+	os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), images.Test, 0o644)
+	docker := func(args ...string) {
+		cmd := exec.Command("docker", args...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	var pipeline, craneT, dockerT, pipeC, craneC, dockerC time.Duration
+	compileLine := regexp.MustCompile(`(?m)^test\s+go test -c \S+ \((\d+\.\d+)s\)`)
 	for b.Loop() {
 		b.StopTimer()
 		edit()
@@ -99,25 +144,90 @@ func BenchmarkPushOneLineChange(b *testing.B) {
 		if err := compile(context.Background(), pkg, bin, cfg.OS(), cfg.Arch(), cfg.TestTags, true); err != nil {
 			b.Fatal(err)
 		}
-		layer, err := tarball.LayerFromFile(bin)
+		craneC += time.Since(t0)
+		layerTar := filepath.Join(b.TempDir(), "layer.tar")
+		f, _ := os.Create(layerTar)
+		if err := writeBinaryTar(f, bin); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		img, err := crane.Append(base, layerTar)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := remote.WriteLayer(repo, layer, auth); err != nil {
+		if err := crane.Push(img, fmt.Sprintf("%s/%s/crane:%d", reg.host, cfg.Repository, n), auth); err != nil {
 			b.Fatal(err)
 		}
-		floor += time.Since(t0)
+		craneT += time.Since(t0)
+
+		edit()
+		t1 := time.Now()
+		if err := compile(context.Background(), pkg, filepath.Join(ctxDir, "run"), cfg.OS(), cfg.Arch(), cfg.TestTags, true); err != nil {
+			b.Fatal(err)
+		}
+		dockerC += time.Since(t1)
+		ref := fmt.Sprintf("%s/%s/docker:%d", reg.host, cfg.Repository, n)
+		docker("build", "-q", "--build-arg", "BASE_IMAGE="+st.Base.Ref, "-t", ref, ctxDir)
+		docker("push", "-q", ref)
+		dockerT += time.Since(t1)
+
 		edit()
 		b.StartTimer()
-		t1 := time.Now()
+		t2 := time.Now()
 		var out bytes.Buffer
 		if _, err := Push(context.Background(), cfg, &out); err != nil {
 			b.Fatalf("%v\n%s", err, out.String())
 		}
-		pipeline += time.Since(t1)
+		pipeline += time.Since(t2)
+		m := compileLine.FindStringSubmatch(out.String())
+		if m == nil {
+			b.Fatalf("no compile time in the output:\n%s", out.String())
+		}
+		secs, _ := time.ParseDuration(m[1] + "s")
+		pipeC += secs
 	}
-	b.ReportMetric(floor.Seconds()/float64(b.N), "floor-s/op")
-	b.ReportMetric(pipeline.Seconds()/floor.Seconds(), "x-floor")
+	after := func(total, comp time.Duration) float64 { return (total - comp).Seconds() / float64(b.N) }
+	b.ReportMetric(after(pipeline, pipeC), "pipeline-after-compile-s/op")
+	b.ReportMetric(after(craneT, craneC), "crane-after-compile-s/op")
+	b.ReportMetric(after(dockerT, dockerC), "docker-after-compile-s/op")
+	b.ReportMetric(craneT.Seconds()/float64(b.N), "crane-s/op")
+	b.ReportMetric(dockerT.Seconds()/float64(b.N), "docker-s/op")
+	b.ReportMetric(pipeline.Seconds()/craneT.Seconds(), "x-crane")
+	b.ReportMetric(pipeline.Seconds()/dockerT.Seconds(), "x-docker")
+}
+
+// BenchmarkPushCold pushes every image (base, test, app) to an empty
+// registry, binaries already compiled and the base already built; next to
+// it the same with the Engine builder (docker build + push of test and
+// app). x-engine is the ratio.
+func BenchmarkPushCold(b *testing.B) {
+	e2e.Docker(b)
+	pkg := benchPackage(b)
+	var direct, engine time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		reg := startRegistry(b)
+		dockerConfig(b, reg.host, reg.user, reg.pass)
+		cfg := testConfig(b, reg.host, pkg)
+		cfg.Apps = []config.App{{Name: "app", Package: "./testdata/fixture/cmd/app"}}
+		t0 := time.Now()
+		if _, err := RunWith(context.Background(), cfg, config.ImageBuild{Builder: "engine", Compression: Gzip}, StagePush, io.Discard); err != nil {
+			b.Fatal(err)
+		}
+		engine += time.Since(t0)
+		reg2 := startRegistry(b)
+		dockerConfig(b, reg2.host, reg2.user, reg2.pass)
+		cfg2 := testConfig(b, reg2.host, pkg)
+		cfg2.Apps = cfg.Apps
+		b.StartTimer()
+		t1 := time.Now()
+		if _, err := RunWith(context.Background(), cfg2, config.ImageBuild{Builder: "direct", Compression: Gzip}, StagePush, io.Discard); err != nil {
+			b.Fatal(err)
+		}
+		direct += time.Since(t1)
+	}
+	b.ReportMetric(engine.Seconds()/float64(b.N), "engine-s/op")
+	b.ReportMetric(direct.Seconds()/engine.Seconds(), "x-engine")
 }
 
 // BenchmarkTestImageSize reports the test image's size next to the test
@@ -134,6 +244,7 @@ func BenchmarkTestImageSize(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer engine.Close()
+	pullToEngine(b, engine, reg, st.Test.Ref)
 	var size int64
 	for b.Loop() {
 		if size, err = engine.Size(context.Background(), st.Test.Ref); err != nil {

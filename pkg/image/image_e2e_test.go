@@ -23,6 +23,8 @@ import (
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
+	dockerimage "github.com/docker/docker/api/types/image"
+	dockerregistry "github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -197,7 +199,7 @@ func TestPushOCIEndToEnd(t *testing.T) {
 	}
 
 	// Run it: the binary runs the tests, as uid 65532, with /tmp and CA bundle.
-	code, logs := runImage(t, st3.Test.Ref, []string{"FIXTURE_IN_IMAGE=1"}, "-test.v")
+	code, logs := runImage(t, reg, st3.Test.Ref, []string{"FIXTURE_IN_IMAGE=1"}, "-test.v")
 	if code != 0 || !strings.Contains(logs, "fixture v2") || !strings.Contains(logs, "PASS") {
 		t.Fatalf("test image exited %d:\n%s", code, logs)
 	}
@@ -322,7 +324,7 @@ func TestBaseFromAnotherImage(t *testing.T) {
 	if st2.Base.Ref == st.Base.Ref {
 		t.Fatalf("derived base has the same tag:\n%s", out)
 	}
-	code, logs := runImage(t, st2.Test.Ref, []string{"FIXTURE_IN_IMAGE=1"}, "-test.v")
+	code, logs := runImage(t, reg, st2.Test.Ref, []string{"FIXTURE_IN_IMAGE=1"}, "-test.v")
 	if code != 0 {
 		t.Fatalf("derived test image exited %d:\n%s", code, logs)
 	}
@@ -375,8 +377,23 @@ func imageFiles(t testing.TB, img v1.Image) map[string]entry {
 
 func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
-// runImage runs ref in the Docker Engine and returns its exit code and output.
-func runImage(t testing.TB, ref string, env []string, args ...string) (int64, string) {
+// pullToEngine pulls ref from reg into the Docker Engine.
+func pullToEngine(t testing.TB, engine *Engine, reg *authRegistry, ref string) {
+	t.Helper()
+	enc, _ := dockerregistry.EncodeAuthConfig(dockerregistry.AuthConfig{Username: reg.user, Password: reg.pass, ServerAddress: reg.host})
+	rc, err := engine.Client().ImagePull(context.Background(), ref, dockerimage.PullOptions{RegistryAuth: enc})
+	if err != nil {
+		t.Fatalf("pull %s into the Docker Engine: %v", ref, err)
+	}
+	defer rc.Close()
+	if err := engine.display(rc, nil); err != nil {
+		t.Fatalf("pull %s into the Docker Engine: %v", ref, err)
+	}
+}
+
+// runImage pulls ref from reg (unless nil) into the Docker Engine (the
+// direct builder puts it there only with TESTSHIP_LOAD), runs it and returns its exit code and output.
+func runImage(t testing.TB, reg *authRegistry, ref string, env []string, args ...string) (int64, string) {
 	t.Helper()
 	ctx := context.Background()
 	engine, err := Connect(ctx, io.Discard, "plain")
@@ -385,6 +402,9 @@ func runImage(t testing.TB, ref string, env []string, args ...string) (int64, st
 	}
 	defer engine.Close()
 	cli := engine.Client()
+	if reg != nil {
+		pullToEngine(t, engine, reg, ref)
+	}
 	created, err := cli.ContainerCreate(ctx, &container.Config{Image: ref, Env: env, Cmd: args}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
 	if err != nil {
 		t.Fatalf("create container from %s: %v", ref, err)
@@ -409,4 +429,72 @@ func runImage(t testing.TB, ref string, env []string, args ...string) (int64, st
 	var buf bytes.Buffer
 	stdcopy.StdCopy(&buf, &buf, rc)
 	return code, buf.String()
+}
+
+// TestImageTestLoadsOnlyWhenAsked: image:test with the direct builder
+// compiles and builds the base; the test image reaches the Engine only with
+// TESTSHIP_LOAD=true, and then runs there like the pushed one.
+func TestImageTestLoadsOnlyWhenAsked(t *testing.T) {
+	e2e.Docker(t)
+	cfg := testConfig(t, "127.0.0.1:5000", fixture(t))
+	cfg.Apps = nil
+	var out bytes.Buffer
+	st, err := RunWith(context.Background(), cfg, config.ImageBuild{Builder: "direct", Compression: Gzip}, StageTest, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	engine, err := Connect(context.Background(), io.Discard, "plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer engine.Close()
+	if has, _ := engine.Has(context.Background(), st.Test.Ref); has || !strings.Contains(out.String(), "TESTSHIP_LOAD=true") {
+		t.Fatalf("image:test without TESTSHIP_LOAD: in the Engine %v\n%s", has, out.String())
+	}
+	if has, _ := engine.Has(context.Background(), st.Base.Ref); !has {
+		t.Fatal("image:test did not build the base")
+	}
+	out.Reset()
+	st, err = RunWith(context.Background(), cfg, config.ImageBuild{Builder: "direct", Compression: Gzip, Load: true}, StageTest, &out)
+	if err != nil || !strings.Contains(out.String(), "test  loaded "+st.Test.Ref) {
+		t.Fatalf("load: %v\n%s", err, out.String())
+	}
+	code, logs := runImage(t, nil, st.Test.Ref, []string{"FIXTURE_IN_IMAGE=1"}, "-test.v")
+	if code != 0 || !strings.Contains(logs, "fixture v1") || !strings.Contains(logs, "PASS") {
+		t.Fatalf("loaded test image exited %d:\n%s", code, logs)
+	}
+	// Loaded once: the next image:test finds it in the Engine.
+	out.Reset()
+	if _, err := RunWith(context.Background(), cfg, config.ImageBuild{Builder: "direct", Compression: Gzip, Load: true}, StageTest, &out); err != nil || !strings.Contains(out.String(), "test  "+st.Test.Ref+" up to date (built)") {
+		t.Fatalf("second load: %v\n%s", err, out.String())
+	}
+}
+
+// TestReproducibleImages: two pushes of the same package from two state
+// directories into two repositories give the same image digests and the
+// same layer digests (and the same base tag; the test and app tags name
+// their base's repository, so they differ).
+func TestReproducibleImages(t *testing.T) {
+	e2e.Docker(t)
+	reg := startRegistry(t)
+	dockerConfig(t, reg.host, reg.user, reg.pass)
+	cfg := testConfig(t, reg.host, fixture(t))
+	st1, _ := push(t, cfg)
+	cfg.Repository += "-again"
+	cfg.StateDir = t.TempDir()
+	st2, out := push(t, cfg)
+	for _, p := range [][2]Ref{{st1.Base, st2.Base}, {st1.Test, st2.Test}, {st1.Apps["app"], st2.Apps["app"]}} {
+		if p[0].Digest == "" || p[0].Digest != p[1].Digest || (p[0].Name == "base" && p[0].Tag() != p[1].Tag()) {
+			t.Fatalf("%s: %s@%s vs %s@%s\n%s", p[0].Name, p[0].Ref, p[0].Digest, p[1].Ref, p[1].Digest, out)
+		}
+	}
+	l1, _ := pull(t, reg, st1.Test.Ref).Layers()
+	l2, _ := pull(t, reg, st2.Test.Ref).Layers()
+	for i := range l1 {
+		d1, _ := l1[i].Digest()
+		d2, _ := l2[i].Digest()
+		if d1 != d2 {
+			t.Fatalf("layer %d: %s vs %s", i, d1, d2)
+		}
+	}
 }

@@ -11,6 +11,8 @@ package image
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	dockerregistry "github.com/docker/docker/api/types/registry"
@@ -105,21 +108,43 @@ const (
 // pipeline is one run of Build or Push.
 type pipeline struct {
 	cfg    config.Image
+	build  config.ImageBuild
+	stage  Stage
 	out    io.Writer
+	rawOut io.Writer // out itself, for the Engine's and the terminal's sake
+	tty    bool      // progress drawn on a terminal (TESTSHIP_PROGRESS)
 	engine *Engine
 	reg    Registry
 	auth   dockerregistry.AuthConfig
+
+	// gzipOnly is set once the registry refused a zstd layer: the rest of
+	// the run uses gzip without asking again.
+	gzipOnly bool
 }
 
-// image is one image being planned, built and pushed.
+// image is one image of one platform being planned, built and pushed.
 type image struct {
-	name    string
-	repo    string // repository path inside the registry
-	ctx     *buildContext
-	args    map[string]string
-	ref     string
-	remote  string // digest in the registry, "" when absent
-	isLocal bool
+	name     string
+	label    string // name, with the platform when there are several
+	platform string // os/arch
+	repo     string // repository path inside the registry
+	ctx      *buildContext
+	args     map[string]string
+	bin      string // the compiled binary (test and app images)
+	base     *image // the base image of the same platform (test and app images)
+	direct   bool   // assembled and pushed with go-containerregistry, not the Engine
+	ref      string
+	remote   string // digest in the registry, "" when absent
+	isLocal  bool
+}
+
+// index is a multi-platform image: one image per platform under one tag.
+type index struct {
+	name     string
+	repo     string
+	ref      string
+	remote   string
+	children []*image
 }
 
 // Push builds whatever is missing and pushes base, test and app images.
@@ -128,18 +153,35 @@ func Push(ctx context.Context, cfg config.Image, out io.Writer) (*State, error) 
 	return Run(ctx, cfg, StagePush, out)
 }
 
-// Run runs the pipeline up to stage.
+// Run runs the pipeline up to stage, with the configuration's builder
+// settings (TESTSHIP_IMAGE_BUILDER, TESTSHIP_LOAD,
+// TESTSHIP_LAYER_COMPRESSION).
 func Run(ctx context.Context, cfg config.Image, stage Stage, out io.Writer) (*State, error) {
+	return RunWith(ctx, cfg, cfg.Build, stage, out)
+}
+
+// RunWith runs the pipeline up to stage with the given builder settings.
+func RunWith(ctx context.Context, cfg config.Image, b config.ImageBuild, stage Stage, out io.Writer) (*State, error) {
 	if out == nil {
 		out = io.Discard
 	}
 	start := time.Now()
-	engine, err := Connect(ctx, out, cfg.Progress)
-	if err != nil {
-		return nil, err
+	p := &pipeline{cfg: cfg, build: b, stage: stage, out: out, rawOut: out}
+	_, p.tty = useTTY(out, cfg.Progress)
+	// The Engine builds the base, and everything with the engine builder.
+	// A direct push needs it only when the base is missing from the
+	// registry, so it is reached then.
+	if stage < StagePush || !b.Direct() {
+		if _, err := p.connect(ctx); err != nil {
+			return nil, err
+		}
 	}
-	defer engine.Close()
-	p := &pipeline{cfg: cfg, out: out, engine: engine}
+	defer func() {
+		if p.engine != nil {
+			p.engine.Close()
+		}
+	}()
+	var err error
 	if stage == StagePush {
 		if p.reg, err = NewRegistry(ctx, cfg); err != nil {
 			return nil, err
@@ -149,27 +191,58 @@ func Run(ctx context.Context, cfg config.Image, stage Stage, out io.Writer) (*St
 		}
 	}
 
-	base, err := p.planBase()
-	if err != nil {
-		return nil, err
-	}
-	plan := []*image{base}
-	if stage >= StageTest {
-		// Compile before anything is built or pushed: a compile error
-		// leaves no state behind.
-		more, err := p.planBinaries(ctx, base.ref)
+	platforms := cfg.PlatformList()
+	var plan []*image
+	bases := map[string]*image{}
+	for _, pl := range platforms {
+		base, err := p.planBase(pl)
 		if err != nil {
 			return nil, err
 		}
-		plan = append(plan, more...)
+		bases[pl] = base
+		plan = append(plan, base)
 	}
-	for _, im := range plan {
-		if err := p.check(ctx, im, stage); err != nil {
+	// The bases are checked (registry, Engine) while the binaries compile.
+	p.out = &lockedWriter{w: out}
+	baseChecked := make(chan error, 1)
+	go func() {
+		for _, im := range plan {
+			if err := p.check(ctx, im); err != nil {
+				baseChecked <- err
+				return
+			}
+		}
+		baseChecked <- nil
+	}()
+	if stage >= StageTest {
+		// Compile before anything is built or pushed: a compile error
+		// leaves no state behind.
+		more, err := p.planBinaries(ctx, bases)
+		if berr := <-baseChecked; err == nil && berr != nil {
+			err = berr
+		}
+		if err != nil {
 			return nil, err
+		}
+		for _, im := range more {
+			if err := p.check(ctx, im); err != nil {
+				return nil, err
+			}
+		}
+		plan = append(plan, more...)
+	} else if err := <-baseChecked; err != nil {
+		return nil, err
+	}
+	indexes := p.planIndexes(plan)
+	if stage == StagePush {
+		for _, ix := range indexes {
+			if ix.remote, _, err = p.reg.Lookup(ctx, ix.repo, tagOf(ix.ref)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, im := range plan {
-		if err := p.build(ctx, im, base, stage); err != nil {
+		if err := p.buildImage(ctx, im); err != nil {
 			return nil, err
 		}
 	}
@@ -179,18 +252,36 @@ func Run(ctx context.Context, cfg config.Image, stage Stage, out io.Writer) (*St
 				return nil, err
 			}
 		}
+		for _, ix := range indexes {
+			if err := p.pushIndex(ctx, ix); err != nil {
+				return nil, err
+			}
+		}
 	}
 
-	st := &State{Registry: cfg.Registry, Platform: cfg.Platform, Base: base.result(), Pushed: stage == StagePush, Time: time.Now().UTC()}
-	for _, im := range plan[1:] {
-		if im.name == "test" {
-			st.Test = im.result()
-			continue
+	results := map[string]Ref{}
+	var names []string
+	for _, im := range plan {
+		if _, ok := results[im.name]; !ok {
+			names = append(names, im.name)
 		}
-		if st.Apps == nil {
-			st.Apps = map[string]Ref{}
+		results[im.name] = im.result()
+	}
+	for _, ix := range indexes {
+		results[ix.name] = Ref{Name: ix.name, Ref: ix.ref, Digest: ix.remote}
+	}
+	st := &State{Registry: cfg.Registry, Platform: cfg.Platform, Base: results["base"], Pushed: stage == StagePush, Time: time.Now().UTC()}
+	for _, n := range names {
+		switch n {
+		case "base":
+		case "test":
+			st.Test = results[n]
+		default:
+			if st.Apps == nil {
+				st.Apps = map[string]Ref{}
+			}
+			st.Apps[n] = results[n]
 		}
-		st.Apps[im.name] = im.result()
 	}
 	if err := st.save(cfg.StateDir); err != nil {
 		return nil, fmt.Errorf("record images in %s: %w", cfg.StateDir, err)
@@ -204,10 +295,51 @@ func Run(ctx context.Context, cfg config.Image, stage Stage, out io.Writer) (*St
 	return st, nil
 }
 
+// lockedWriter serialises the pipeline's output lines, written from the
+// base check and the compile at once.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+// connect reaches the Docker Engine once.
+func (p *pipeline) connect(ctx context.Context) (*Engine, error) {
+	if p.engine != nil {
+		return p.engine, nil
+	}
+	w := p.rawOut
+	if w == nil {
+		w = p.out
+	}
+	e, err := Connect(ctx, w, p.cfg.Progress)
+	if err != nil {
+		return nil, err
+	}
+	p.engine = e
+	return e, nil
+}
+
 func (im *image) result() Ref { return Ref{Name: im.name, Ref: im.ref, Digest: im.remote} }
 
+func tagOf(ref string) string { return ref[strings.LastIndex(ref, ":")+1:] }
+
+// label names an image in the output: its name, and its platform when the
+// run builds several.
+func (p *pipeline) label(name, platform string) string {
+	if p.cfg.MultiPlatform() {
+		return name + " " + platform
+	}
+	return name
+}
+
 // planBase assembles the base image's context from files on this machine.
-func (p *pipeline) planBase() (*image, error) {
+func (p *pipeline) planBase(platform string) (*image, error) {
 	bc := &buildContext{}
 	bc.add(file{Name: "Dockerfile", Mode: 0o644, Data: images.Base})
 	const ca = "/etc/ssl/certs/ca-certificates.crt"
@@ -226,28 +358,32 @@ func (p *pipeline) planBase() (*image, error) {
 		bc.add(file{Name: "rootfs/etc/group", Mode: 0o644, Data: []byte("root:x:0:\nnobody:x:65534:\ntestship:x:65532:\n")})
 	}
 	args := map[string]string{"BASE_IMAGE": p.cfg.BaseFrom}
-	return p.newImage("base", bc, args)
+	return p.newImage("base", platform, bc, args)
 }
 
-// planBinaries compiles the test binary and the apps, concurrently (an
-// unchanged package is a cache lookup, so this is mostly `go` start-up),
-// and plans their images.
-func (p *pipeline) planBinaries(ctx context.Context, baseRef string) ([]*image, error) {
-	buildDir := filepath.Join(p.cfg.StateDir, "build", strings.ReplaceAll(p.cfg.Platform, "/", "-"))
+// planBinaries compiles the test binary and the apps for every platform,
+// concurrently (an unchanged package is a cache lookup, so this is mostly
+// `go` start-up), and plans their images.
+func (p *pipeline) planBinaries(ctx context.Context, bases map[string]*image) ([]*image, error) {
 	type bin struct {
-		name, pkg string
-		test      bool
-		took      time.Duration
+		name, pkg, platform, out string
+		test                     bool
+		took                     time.Duration
 	}
-	bins := []*bin{{name: "test", pkg: p.cfg.TestPackage, test: true}}
-	for _, a := range p.cfg.Apps {
-		bins = append(bins, &bin{name: a.Name, pkg: a.Package})
+	var bins []*bin
+	for _, pl := range p.cfg.PlatformList() {
+		dir := filepath.Join(p.cfg.StateDir, "build", strings.ReplaceAll(pl, "/", "-"))
+		bins = append(bins, &bin{name: "test", pkg: p.cfg.TestPackage, test: true, platform: pl, out: filepath.Join(dir, "test")})
+		for _, a := range p.cfg.Apps {
+			bins = append(bins, &bin{name: a.Name, pkg: a.Package, platform: pl, out: filepath.Join(dir, a.Name)})
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, b := range bins {
 		g.Go(func() error {
 			t := time.Now()
-			if err := compile(gctx, b.pkg, filepath.Join(buildDir, b.name), p.cfg.OS(), p.cfg.Arch(), p.cfg.TestTags, b.test); err != nil {
+			goos, goarch, _ := strings.Cut(b.platform, "/")
+			if err := compile(gctx, b.pkg, b.out, goos, goarch, p.cfg.TestTags, b.test); err != nil {
 				return fmt.Errorf("%s image: %w", b.name, err)
 			}
 			b.took = time.Since(t)
@@ -263,66 +399,132 @@ func (p *pipeline) planBinaries(ctx context.Context, baseRef string) ([]*image, 
 		if b.test {
 			verb = "go test -c"
 		}
-		fmt.Fprintf(p.out, "%-5s %s %s (%.1fs)\n", b.name, verb, b.pkg, b.took.Seconds())
+		fmt.Fprintf(p.out, "%-5s %s %s (%.1fs)\n", p.label(b.name, b.platform), verb, b.pkg, b.took.Seconds())
 		bc := &buildContext{}
 		bc.add(file{Name: "Dockerfile", Mode: 0o644, Data: images.Test})
-		bc.add(file{Name: "run", Mode: 0o755, Src: filepath.Join(buildDir, b.name)})
-		im, err := p.newImage(b.name, bc, map[string]string{"BASE_IMAGE": baseRef})
+		bc.add(file{Name: "run", Mode: 0o755, Src: b.out, CacheSum: true})
+		args := map[string]string{"BASE_IMAGE": bases[b.platform].ref}
+		var extra []string
+		if p.build.Direct() {
+			// The direct builder's image differs from the Engine's (its
+			// own history, layer compression): another tag.
+			extra = append(extra, "builder=direct", "compression="+p.build.Compression)
+		}
+		im, err := p.newImage(b.name, b.platform, bc, args, extra...)
 		if err != nil {
 			return nil, err
 		}
+		im.bin, im.base, im.direct = b.out, bases[b.platform], p.build.Direct()
 		out = append(out, im)
 	}
 	return out, nil
 }
 
-func (p *pipeline) newImage(name string, bc *buildContext, args map[string]string) (*image, error) {
-	sum, err := bc.Digest("platform="+p.cfg.Platform, "args="+fmt.Sprint(args))
+func (p *pipeline) newImage(name, platform string, bc *buildContext, args map[string]string, extra ...string) (*image, error) {
+	sum, err := bc.Digest(append([]string{"platform=" + platform, "args=" + fmt.Sprint(args)}, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%s image: %w", name, err)
 	}
 	repo := p.cfg.Repository + "/" + name
-	return &image{name: name, repo: repo, ctx: bc, args: args,
+	return &image{name: name, label: p.label(name, platform), platform: platform, repo: repo, ctx: bc, args: args,
 		ref: p.cfg.Registry + "/" + repo + ":" + sum[:TagLength]}, nil
+}
+
+// planIndexes groups the images of several platforms into one index per
+// name, tagged with a digest of its images' tags.
+func (p *pipeline) planIndexes(plan []*image) []*index {
+	if !p.cfg.MultiPlatform() || p.stage < StagePush {
+		return nil
+	}
+	var out []*index
+	byName := map[string]*index{}
+	for _, im := range plan {
+		ix := byName[im.name]
+		if ix == nil {
+			ix = &index{name: im.name, repo: im.repo}
+			byName[im.name] = ix
+			out = append(out, ix)
+		}
+		ix.children = append(ix.children, im)
+	}
+	for _, ix := range out {
+		h := sha256.New()
+		fmt.Fprintf(h, "testship-index-v1\n")
+		for _, c := range ix.children {
+			fmt.Fprintf(h, "%s %s\n", c.platform, c.ref)
+		}
+		ix.ref = p.cfg.Registry + "/" + ix.repo + ":" + hex.EncodeToString(h.Sum(nil))[:TagLength]
+	}
+	return out
 }
 
 // check finds out whether the image is already in the registry (push) or
 // the engine (build).
-func (p *pipeline) check(ctx context.Context, im *image, stage Stage) error {
+func (p *pipeline) check(ctx context.Context, im *image) error {
 	var err error
-	if stage == StagePush {
-		if im.remote, _, err = p.reg.Lookup(ctx, im.repo, im.result().Tag()); err != nil {
+	if p.stage == StagePush {
+		if im.remote, _, err = p.reg.Lookup(ctx, im.repo, tagOf(im.ref)); err != nil {
 			return err
 		}
 		if im.remote != "" {
-			fmt.Fprintf(p.out, "%-5s %s up to date (in the registry, %s)\n", im.name, im.ref, im.remote)
+			fmt.Fprintf(p.out, "%-5s %s up to date (in the registry, %s)\n", im.label, im.ref, im.remote)
 			return nil
 		}
+		if im.direct {
+			return nil // assembled straight into the registry
+		}
 	}
-	im.isLocal, err = p.engine.Has(ctx, im.ref)
+	if im.direct && !p.build.Load {
+		return nil // image:test without TESTSHIP_LOAD: nothing to build in the Engine
+	}
+	e, err := p.connect(ctx)
+	if err != nil {
+		if im.name == "base" && p.stage == StagePush {
+			return fmt.Errorf("base image %s is not in the registry, and building it needs the Docker Engine: %w; or run `mage image:push` once where an Engine runs, then push again", im.ref, err)
+		}
+		return err
+	}
+	im.isLocal, err = e.Has(ctx, im.ref)
 	return err
 }
 
-// build builds the image unless the registry or the engine has it. The
-// base is built only when it is missing everywhere it is needed.
-func (p *pipeline) build(ctx context.Context, im, base *image, stage Stage) error {
+// buildImage builds the image unless the registry or the engine has it.
+// The base is built only when it is missing everywhere it is needed.
+func (p *pipeline) buildImage(ctx context.Context, im *image) error {
 	if im.remote != "" || im.isLocal {
 		if im.remote == "" {
-			fmt.Fprintf(p.out, "%-5s %s up to date (built)\n", im.name, im.ref)
+			fmt.Fprintf(p.out, "%-5s %s up to date (built)\n", im.label, im.ref)
 		}
+		return nil
+	}
+	if im.direct {
+		if p.stage == StagePush {
+			return nil // assembled while pushed
+		}
+		if !p.build.Load {
+			fmt.Fprintf(p.out, "%-5s %s: compiled; assembled on the base at image:push (TESTSHIP_LOAD=true loads it into the Docker Engine now)\n", im.label, im.ref)
+			return nil
+		}
+		fmt.Fprintf(p.out, "%-5s loading %s into the Docker Engine\n", im.label, im.ref)
+		t := time.Now()
+		if err := p.load(ctx, im); err != nil {
+			return err
+		}
+		im.isLocal = true
+		fmt.Fprintf(p.out, "%-5s loaded %s (%.1fs)\n", im.label, im.ref, time.Since(t).Seconds())
 		return nil
 	}
 	auths := map[string]dockerregistry.AuthConfig{}
 	if p.reg != nil {
 		auths[p.cfg.Registry] = p.auth
 	}
-	fmt.Fprintf(p.out, "%-5s building %s\n", im.name, im.ref)
+	fmt.Fprintf(p.out, "%-5s building %s\n", im.label, im.ref)
 	t := time.Now()
-	if err := p.engine.Build(ctx, im.name, im.ctx, im.ref, im.args, auths, p.cfg.Platform); err != nil {
+	if err := p.engine.Build(ctx, im.name, im.ctx, im.ref, im.args, auths, im.platform); err != nil {
 		return err
 	}
 	im.isLocal = true
-	fmt.Fprintf(p.out, "%-5s built %s (%.1fs)\n", im.name, im.ref, time.Since(t).Seconds())
+	fmt.Fprintf(p.out, "%-5s built %s (%.1fs)\n", im.label, im.ref, time.Since(t).Seconds())
 	return nil
 }
 
@@ -333,34 +535,42 @@ func (p *pipeline) push(ctx context.Context, im *image) error {
 	if err := p.reg.Ensure(ctx, im.repo); err != nil {
 		return err
 	}
-	fmt.Fprintf(p.out, "%-5s pushing %s\n", im.name, im.ref)
+	fmt.Fprintf(p.out, "%-5s pushing %s\n", im.label, im.ref)
 	t := time.Now()
-	digest, err := p.engine.Push(ctx, im.ref, p.auth)
+	var digest, how string
+	var err error
+	if im.direct {
+		digest, how, err = p.pushDirect(ctx, im)
+	} else {
+		digest, err = p.engine.Push(ctx, im.ref, p.auth)
+	}
 	if err != nil {
 		// Two runs pushing the same content race on the same blobs and
 		// the registry may fail one of them; the tag names the content,
 		// so if it is there now, the other run pushed the same image.
-		if d, found, lerr := p.reg.Lookup(ctx, im.repo, im.result().Tag()); lerr == nil && found {
+		if d, found, lerr := p.reg.Lookup(ctx, im.repo, tagOf(im.ref)); lerr == nil && found {
 			im.remote = d
-			fmt.Fprintf(p.out, "%-5s %s up to date (pushed meanwhile by another run, %s)\n", im.name, im.ref, d)
+			fmt.Fprintf(p.out, "%-5s %s up to date (pushed meanwhile by another run, %s)\n", im.label, im.ref, d)
 			return nil
 		}
 		return err
 	}
 	im.remote = digest
-	fmt.Fprintf(p.out, "%-5s pushed %s@%s (%.1fs)\n", im.name, im.ref, digest, time.Since(t).Seconds())
+	fmt.Fprintf(p.out, "%-5s pushed %s@%s (%.1fs%s)\n", im.label, im.ref, digest, time.Since(t).Seconds(), how)
 	return nil
 }
 
-// writeOutputs publishes the pushed references to GitHub Actions.
+// writeOutputs publishes the pushed references to GitHub Actions:
+// <name>_image is pinned by digest (repo@sha256:...), so a runner always
+// gets exactly what was pushed; <name>_image_tag is the tag form and
+// <name>_image_digest the digest alone.
 func writeOutputs(st *State) error {
 	refs := append([]Ref{st.Base, st.Test}, sortedApps(st.Apps)...)
 	for _, r := range refs {
-		if err := gha.SetOutput(r.Name+"_image", r.Ref); err != nil {
-			return err
-		}
-		if err := gha.SetOutput(r.Name+"_image_digest", r.Digest); err != nil {
-			return err
+		for _, kv := range [][2]string{{"_image", r.Pinned()}, {"_image_tag", r.Ref}, {"_image_digest", r.Digest}} {
+			if err := gha.SetOutput(r.Name+kv[0], kv[1]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
