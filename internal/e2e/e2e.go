@@ -7,6 +7,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"github.com/testship/testship/pkg/config"
 	"net"
 	"net/http"
 	"os"
@@ -16,17 +17,8 @@ import (
 	"time"
 )
 
-// DefaultDevDir is where `mage dev:up` keeps the local stack's state unless
-// TESTSHIP_DEV_DIR says otherwise.
-const DefaultDevDir = "/var/lib/testship/dev"
-
-// DevDir returns the local stack's state directory.
-func DevDir() string {
-	if d := os.Getenv("TESTSHIP_DEV_DIR"); d != "" {
-		return d
-	}
-	return DefaultDevDir
-}
+// DevDir returns the local stack's state directory (TESTSHIP_DEV_DIR).
+func DevDir() string { return config.Get(config.DevDir) }
 
 // Kubeconfig returns the path of a kubeconfig for the test cluster:
 // $KUBECONFIG when set, else the local stack's admin kubeconfig. It fails

@@ -147,10 +147,10 @@ func PrintStatus(w io.Writer, rows []ComponentStatus) {
 
 func (o Options) withDefaults() Options {
 	if o.Dir == "" {
-		o.Dir = "/var/lib/testship/dev"
+		o.Dir = config.Get(config.DevDir)
 	}
 	if o.CacheDir == "" {
-		o.CacheDir = "/var/cache/testship"
+		o.CacheDir = config.Get(config.CacheDir)
 	}
 	if o.Out == nil {
 		o.Out = io.Discard

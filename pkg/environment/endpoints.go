@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/testship/testship/pkg/kube"
 	"sort"
 	"strings"
 	"time"
@@ -133,7 +134,7 @@ func waitEndpoints(ctx context.Context, cs kubernetes.Interface, ns, chartName s
 		return nil
 	}
 
-	lw := &listWatch{ListWatch: cache.ListWatch{
+	lw := &kube.ListWatch{ListWatch: cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			return cs.DiscoveryV1().EndpointSlices(ns).List(ctx, o)
 		},
@@ -190,12 +191,3 @@ func endpointsError(ctx context.Context, chartName, ns, waiting string, timeout 
 	return &condensed{fmt.Sprintf("chart %s: workloads ready but Services not reachable in namespace %s after %s (ENV_TIMEOUT): %s",
 		chartName, ns, timeout, waiting), ErrNotReady}
 }
-
-// listWatch makes client-go's reflector list, then watch from the list's
-// resourceVersion: a watch without one can fail on this stack's etcd 3.4
-// ("Too large resource version").
-type listWatch struct{ cache.ListWatch }
-
-// IsWatchListSemanticsUnSupported tells client-go's reflector to list, then
-// watch.
-func (*listWatch) IsWatchListSemanticsUnSupported() bool { return true }

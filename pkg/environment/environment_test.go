@@ -41,17 +41,6 @@ func TestGenerateNamespace(t *testing.T) {
 	}
 }
 
-func TestLabelValue(t *testing.T) {
-	for in, want := range map[string]string{
-		"alice": "alice", "dependabot[bot]": "dependabot_bot", "-x-": "x",
-		strings.Repeat("a", 70): strings.Repeat("a", 63),
-	} {
-		if got := labelValue(in); got != want {
-			t.Errorf("labelValue(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestChartValues(t *testing.T) {
 	vals, err := chartValues("link", "reg/link:1", "link.message=hi,link.replicas=3,other.x=1", map[string]any{"replicas": 4})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/testship/testship/pkg/kube"
 	"os"
 	"os/exec"
 	"os/user"
@@ -130,23 +131,12 @@ func GenerateNamespace(o Origin) string {
 	return name
 }
 
-var labelValueRE = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
-// labelValue makes s a valid label value (63 characters, alphanumeric ends).
-func labelValue(s string) string {
-	s = labelValueRE.ReplaceAllString(s, "_")
-	if len(s) > 63 {
-		s = s[:63]
-	}
-	return strings.Trim(s, "._-")
-}
-
 func (o Origin) labels() map[string]string {
 	return map[string]string{
 		LabelManagedBy: ManagedBy,
-		LabelOwner:     labelValue(o.Owner),
-		LabelCommit:    labelValue(o.Commit),
-		LabelTrigger:   labelValue(o.Trigger),
+		LabelOwner:     kube.LabelValue(o.Owner),
+		LabelCommit:    kube.LabelValue(o.Commit),
+		LabelTrigger:   kube.LabelValue(o.Trigger),
 	}
 }
 

@@ -4,18 +4,25 @@
 package kube
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 
+	"github.com/testship/testship/pkg/config"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// DevKubeconfig is the local stack's admin kubeconfig (see `mage dev:up`).
-const DevKubeconfig = "/var/lib/testship/dev/kubeconfig"
+// DevKubeconfig is the local stack's admin kubeconfig (see `mage dev:up`):
+// <TESTSHIP_DEV_DIR>/kubeconfig.
+func DevKubeconfig() string { return filepath.Join(config.Get(config.DevDir), "kubeconfig") }
 
 // Source says where a Config came from.
 type Source string
@@ -24,7 +31,7 @@ const (
 	SourceKubeconfigEnv Source = "$KUBECONFIG"
 	SourceInCluster     Source = "in-cluster service account"
 	SourceHome          Source = "~/.kube/config"
-	SourceDev           Source = "local stack " + DevKubeconfig
+	SourceDev           Source = "local stack (TESTSHIP_DEV_DIR)"
 )
 
 // Config is a loaded client configuration.
@@ -72,15 +79,20 @@ func Load() (*Config, error) {
 			return &Config{REST: rc, Source: SourceHome, Path: p}, nil
 		}
 	}
-	if _, err := os.Stat(DevKubeconfig); err == nil {
-		rc, err := fromFiles([]string{DevKubeconfig})
+	if dev := DevKubeconfig(); fileExists(dev) {
+		rc, err := fromFiles([]string{dev})
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", DevKubeconfig, err)
+			return nil, fmt.Errorf("%s: %w", dev, err)
 		}
-		return &Config{REST: rc, Source: SourceDev, Path: DevKubeconfig}, nil
+		return &Config{REST: rc, Source: SourceDev, Path: dev}, nil
 	}
 	return nil, errors.New("no Kubernetes cluster configured: set KUBECONFIG, run inside a pod, " +
 		"create ~/.kube/config, or start the local stack with `mage dev:up`")
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func fromFiles(paths []string) (*rest.Config, error) {
@@ -102,4 +114,34 @@ func tune(rc *rest.Config) *rest.Config {
 		rc.Burst = 100
 	}
 	return rc
+}
+
+// ListWatch is a plain list-then-watch for client-go's watch tools
+// (UntilWithSync): it opts out of the streaming WatchList protocol, which
+// the fake clientset does not speak and which needs etcd progress
+// notifications that older etcd servers lack.
+type ListWatch struct{ cache.ListWatch }
+
+// IsWatchListSemanticsUnSupported tells client-go's reflector to list,
+// then watch.
+func (*ListWatch) IsWatchListSemanticsUnSupported() bool { return true }
+
+var labelUnsafe = regexp.MustCompile(`[^-_.a-zA-Z0-9]+`)
+
+// LabelValue turns s into a valid label value: s itself when valid,
+// otherwise a readable prefix plus a hash of s, at most 63 characters.
+func LabelValue(s string) string {
+	clean := strings.Trim(labelUnsafe.ReplaceAllString(s, "_"), "-_.")
+	if clean == s && len(s) <= 63 {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	h := hex.EncodeToString(sum[:])[:10]
+	if len(clean) > 52 {
+		clean = strings.Trim(clean[:52], "-_.")
+	}
+	if clean == "" {
+		return h
+	}
+	return clean + "-" + h
 }

@@ -2,8 +2,10 @@ package kube
 
 import (
 	"context"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -78,5 +80,47 @@ func TestServiceTarget(t *testing.T) {
 	pods, _ := ReadyPods(context.Background(), cs, "ns", "app=link")
 	if len(pods) != 1 {
 		t.Errorf("ready pods = %d", len(pods))
+	}
+}
+
+func TestLabelValue(t *testing.T) {
+	for _, s := range []string{"", "TestA", "./tests/link", strings.Repeat("a", 100), "^Test(A|B)$/sub test", "-x-", "dependabot[bot]"} {
+		v := LabelValue(s)
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			t.Errorf("LabelValue(%q) = %q: %v", s, v, errs)
+		}
+	}
+	for _, valid := range []string{"TestA", "alice", "0123456789abcdef"} {
+		if LabelValue(valid) != valid {
+			t.Errorf("the valid label value %q was changed to %q", valid, LabelValue(valid))
+		}
+	}
+	if LabelValue(strings.Repeat("a", 100)) == LabelValue(strings.Repeat("a", 101)) {
+		t.Error("long values collide")
+	}
+	if LabelValue("a/b") == LabelValue("a_b") {
+		t.Error("a cleaned value collides with the valid value it became")
+	}
+}
+
+func TestDevKubeconfigFollowsDevDir(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("TESTSHIP_DEV_DIR", dir)
+	if got := DevKubeconfig(); got != filepath.Join(dir, "kubeconfig") {
+		t.Fatalf("DevKubeconfig() = %q, want it under TESTSHIP_DEV_DIR %s", got, dir)
+	}
+	os.WriteFile(filepath.Join(dir, "kubeconfig"), []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://10.1.2.3:6443"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`), 0o600)
+	t.Setenv("KUBECONFIG", "")
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("HOME", t.TempDir())
+	c, err := Load()
+	if err != nil || c.Source != SourceDev || c.REST.Host != "https://10.1.2.3:6443" {
+		t.Fatalf("Load() with only the dev stack's kubeconfig in TESTSHIP_DEV_DIR: %+v, %v", c, err)
 	}
 }

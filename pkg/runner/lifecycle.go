@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/testship/testship/pkg/kube"
 	"io"
 	"sort"
 	"strings"
@@ -143,7 +144,7 @@ func Cancel(ctx context.Context, cs kubernetes.Interface, namespace, id string, 
 	// Foreground deletion removes the Job last, after its pod: its
 	// Deleted event means everything is gone.
 	name := JobName(id)
-	lw := &listWatch{ListWatch: cache.ListWatch{
+	lw := &kube.ListWatch{ListWatch: cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = "metadata.name=" + name
 			return cs.BatchV1().Jobs(namespace).List(ctx, o)

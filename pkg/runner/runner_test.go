@@ -502,21 +502,6 @@ func TestListShowsExpiry(t *testing.T) {
 	}
 }
 
-func TestLabelValue(t *testing.T) {
-	for _, s := range []string{"", "TestA", "./tests/link", strings.Repeat("a", 100), "^Test(A|B)$/sub test", "-x-"} {
-		v := labelValue(s)
-		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
-			t.Errorf("labelValue(%q) = %q: %v", s, v, errs)
-		}
-	}
-	if labelValue("TestA") != "TestA" {
-		t.Error("a valid label value was changed")
-	}
-	if labelValue(strings.Repeat("a", 100)) == labelValue(strings.Repeat("a", 101)) {
-		t.Error("long values collide")
-	}
-}
-
 func TestRBACHasNoWildcards(t *testing.T) {
 	rules, err := config.ParseRules("delete:pods;patch,update:deployments/scale.apps")
 	if err != nil {

@@ -15,8 +15,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/testship/testship/pkg/kube"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -171,33 +171,13 @@ func JobName(runID string) string { return "testship-" + runID }
 // SecretName is the name of a run's Secret.
 func SecretName(runID string) string { return "testship-" + runID + "-env" }
 
-// labelValue turns s into a valid label value: kept as is when valid,
-// otherwise a readable prefix plus a hash, at most 63 characters.
-var labelUnsafe = regexp.MustCompile(`[^-_.a-zA-Z0-9]+`)
-
-func labelValue(s string) string {
-	clean := strings.Trim(labelUnsafe.ReplaceAllString(s, "_"), "-_.")
-	if clean == s && len(s) <= 63 {
-		return s
-	}
-	sum := sha256.Sum256([]byte(s))
-	h := hex.EncodeToString(sum[:])[:10]
-	if len(clean) > 52 {
-		clean = strings.Trim(clean[:52], "-_.")
-	}
-	if clean == "" {
-		return h
-	}
-	return clean + "-" + h
-}
-
 // imageLabel is the label value naming an image: its digest's hex (first
 // 40 digits) when pinned, otherwise a hash of the reference.
 func imageLabel(image string) string {
 	if _, dig, ok := strings.Cut(image, "@sha256:"); ok && len(dig) >= 40 {
 		return dig[:40]
 	}
-	return labelValue(image)
+	return kube.LabelValue(image)
 }
 
 // RunKey identifies a launch: runs with equal keys attach to each other.
@@ -268,7 +248,7 @@ func runLabels(o Options, runID string) map[string]string {
 		LabelManagedBy: ManagedBy,
 		LabelComponent: Component,
 		LabelRunID:     runID,
-		LabelTest:      labelValue(o.Test),
+		LabelTest:      kube.LabelValue(o.Test),
 		LabelImage:     imageLabel(o.Image),
 		LabelKey:       RunKey(o),
 	}

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"github.com/testship/testship/pkg/kube"
 	"io"
 	"sync"
 	"time"
@@ -74,7 +75,7 @@ func Wait(ctx context.Context, cs kubernetes.Interface, run *Run, wo WaitOptions
 	changed := make(chan struct{}, 1)
 	watchDone := make(chan error, 1)
 	sel := labels.SelectorFromSet(labels.Set{LabelRunID: run.ID}).String()
-	lw := &listWatch{ListWatch: cache.ListWatch{
+	lw := &kube.ListWatch{ListWatch: cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector = sel
 			return cs.CoreV1().Pods(run.Namespace).List(ctx, o)
@@ -406,12 +407,3 @@ func classify(pod *corev1.Pod, deleted bool, now time.Time, grace time.Duration)
 	}
 	return f
 }
-
-// listWatch is a plain list-then-watch: it opts out of the streaming
-// WatchList protocol, which the fake clientset does not speak and which
-// needs etcd progress notifications that older etcd servers lack.
-type listWatch struct{ cache.ListWatch }
-
-// IsWatchListSemanticsUnSupported tells client-go's reflector to list, then
-// watch.
-func (*listWatch) IsWatchListSemanticsUnSupported() bool { return true }
