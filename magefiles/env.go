@@ -75,12 +75,7 @@ func (Env) Destroy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ns := envNamespace(cfg.Env)
-	if cfg.Env.Keep.Keeps(cfg.Env.Failed) {
-		fmt.Printf("namespace %s: kept (KEEP_ENVIRONMENTS=%s, ENV_FAILED=%v); set KEEP_ENVIRONMENTS=never to destroy it\n", ns, cfg.Env.Keep, cfg.Env.Failed)
-		return nil
-	}
-	return environment.Destroy(ctx, kc.REST, ns, environment.ChartNames(cfg.Env.Charts), cfg.Env.Timeout, os.Stdout)
+	return environment.Finish(ctx, kc.REST, cfg.Env, envNamespace(cfg.Env), cfg.Env.Failed, os.Stdout)
 }
 
 // Prune lists the expired testship environments in the cluster and, with ENV_PRUNE_CONFIRM=true, deletes them.

@@ -260,17 +260,9 @@ func (e *Env) registerCleanup() {
 		return
 	}
 	e.cleanupSet = true
-	ns, keep, timeout, charts := e.namespace, e.cfg.Keep, e.cfg.Timeout, environment.ChartNames(e.cfg.Charts)
+	ns, cfg := e.namespace, e.cfg
 	e.t.Cleanup(func() {
-		failed := e.t.Failed()
-		if keep.Keeps(failed) {
-			e.t.Logf("testenv: keeping the environment in namespace %s (KEEP_ENVIRONMENTS=%s, test failed: %v); remove it with ENV_NAMESPACE=%s mage env:destroy",
-				ns, keep, failed, ns)
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if err := environment.Destroy(ctx, e.kc.REST, ns, charts, timeout, logWriter{e.t}); err != nil {
+		if err := environment.Finish(context.Background(), e.kc.REST, cfg, ns, e.t.Failed(), logWriter{e.t}); err != nil {
 			e.t.Errorf("testenv: destroy environment: %v", err)
 		}
 	})

@@ -92,7 +92,6 @@ func RunRemote(ctx context.Context, c config.CI) error {
 // namespace testship created is deleted). Cleanup after a cancelled or
 // failed job: the run counts as failed.
 func Cleanup(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, id, ns string, env config.Env, log io.Writer) error {
-	keep := env.Keep
 	if ns == "" {
 		return fmt.Errorf("ci: no namespace to clean up: set %s (the job's namespace output)", config.EnvNamespace)
 	}
@@ -112,18 +111,12 @@ func Cleanup(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, id, 
 			}
 		}
 	}
-	if keep.Keeps(true) {
-		fmt.Fprintf(log, "ci: keeping the environment in namespace %s (KEEP_ENVIRONMENTS=%s); remove it with ENV_NAMESPACE=%s mage env:destroy\n", ns, keep, ns)
-		return errors.Join(errs...)
-	}
-	if err := environment.Destroy(ctx, rc, ns, environment.ChartNames(env.Charts), env.Timeout, log); err != nil {
+	if err := environment.Finish(ctx, rc, env, ns, true, log); err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintf(log, "ci: namespace %s: deletion requested, still under way (the workflow's ci:cleanup step waits for it)\n", ns)
 		} else {
 			errs = append(errs, fmt.Errorf("destroy the environment in %s: %w", ns, err))
 		}
-	} else {
-		fmt.Fprintf(log, "ci: destroyed the environment in namespace %s\n", ns)
 	}
 	return errors.Join(errs...)
 }

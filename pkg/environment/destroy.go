@@ -104,3 +104,23 @@ func Destroy(ctx context.Context, rc *rest.Config, ns string, charts []string, t
 	fmt.Fprintf(out, "namespace %s: deleted\n", ns)
 	return nil
 }
+
+// Finish is the end of an environment after a test: kept when
+// KEEP_ENVIRONMENTS says so given whether the test failed (saying how to
+// remove it), else destroyed (Destroy). run:remote, the in-test form,
+// env:destroy and ci:cleanup all end an environment through it. The
+// destroy is bounded by c.Timeout and by ctx (a caller that must destroy
+// after an interrupt passes context.WithoutCancel).
+func Finish(ctx context.Context, rc *rest.Config, c config.Env, ns string, failed bool, out io.Writer) error {
+	if out == nil {
+		out = io.Discard
+	}
+	if c.Keep.Keeps(failed) {
+		fmt.Fprintf(out, "testship: keeping the environment in namespace %s (KEEP_ENVIRONMENTS=%s, test failed: %v); remove it with `ENV_NAMESPACE=%s mage env:destroy` and KEEP_ENVIRONMENTS=never\n",
+			ns, c.Keep, failed, ns)
+		return nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	return Destroy(dctx, rc, ns, ChartNames(c.Charts), c.Timeout, out)
+}

@@ -166,18 +166,12 @@ func Remote(ctx context.Context, o Options) error {
 		_ = gha.SetOutput("exit_code", strconv.Itoa(res.ExitCode))
 		_ = gha.AppendSummary(res.Markdown())
 	}
-	switch After(detach, res, ctx.Err() != nil, o.Env.Keep, err != nil) {
-	case Leave:
+	if After(detach, res, ctx.Err() != nil, o.Env.Keep, err != nil) == Leave {
 		// The run goes on (or was just cancelled within Mage's grace
 		// period): its environment stays until env:destroy.
 		return err
-	case Keep:
-		fmt.Fprintf(o.Log, "testship: keeping the environment in namespace %s (KEEP_ENVIRONMENTS=%s); remove it with ENV_NAMESPACE=%s mage env:destroy\n", env.Namespace, o.Env.Keep, env.Namespace)
-		return err
 	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Env.Timeout)
-	defer cancel()
-	if derr := environment.Destroy(dctx, o.Kube.REST, env.Namespace, environment.ChartNames(o.Env.Charts), o.Env.Timeout, o.Log); derr != nil {
+	if derr := environment.Finish(context.WithoutCancel(ctx), o.Kube.REST, o.Env, env.Namespace, err != nil, o.Log); derr != nil {
 		fmt.Fprintf(o.Log, "testship: destroy the environment in namespace %s: %v\n", env.Namespace, derr)
 	}
 	return err
