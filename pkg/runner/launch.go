@@ -2,8 +2,11 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"strings"
 	"time"
 
@@ -237,6 +240,13 @@ func leaseName(key string) string {
 	return "testship-run-" + key
 }
 
+// errLeaseContended is a claim that lost a race for the Lease (created,
+// changed or removed by another launch meanwhile): claim tries again.
+var errLeaseContended = errors.New("runner: the run-key Lease changed meanwhile")
+
+// claimBackoff spaces the claim's retries when launches race.
+var claimBackoff = wait.Backoff{Steps: 10, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 0.5}
+
 // setupGrace is how long a run's Job may stay suspended (being set up by
 // its launcher) and still count as busy; a launcher killed mid-setup leaves
 // a suspended Job that is taken over after it.
@@ -252,7 +262,8 @@ func claim(ctx context.Context, cs kubernetes.Interface, o Options, id string, j
 	leases := cs.CoordinationV1().Leases(o.Namespace)
 	key := RunKey(o)
 	name := leaseName(key)
-	for attempt := 0; attempt < 10; attempt++ {
+	var current string
+	err := retry.OnError(claimBackoff, func(err error) bool { return errors.Is(err, errLeaseContended) }, func() error {
 		now := metav1.NewMicroTime(time.Now())
 		cur, err := leases.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -263,23 +274,25 @@ func claim(ctx context.Context, cs kubernetes.Interface, o Options, id string, j
 			}
 			_, err := leases.Create(ctx, lease, metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) {
-				continue
+				return errLeaseContended
 			}
 			if err != nil {
-				return "", fmt.Errorf("runner: create Lease %s/%s: %w", o.Namespace, name, err)
+				return fmt.Errorf("runner: create Lease %s/%s: %w", o.Namespace, name, err)
 			}
-			return id, nil
+			current = id
+			return nil
 		}
 		if err != nil {
-			return "", fmt.Errorf("runner: read Lease %s/%s: %w", o.Namespace, name, err)
+			return fmt.Errorf("runner: read Lease %s/%s: %w", o.Namespace, name, err)
 		}
 		if holder := ptrString(cur.Spec.HolderIdentity); holder != "" && holder != id {
 			busy, err := runBusy(ctx, cs, o.Namespace, holder)
 			if err != nil {
-				return "", err
+				return err
 			}
 			if busy {
-				return holder, nil
+				current = holder
+				return nil
 			}
 		}
 		cur.Spec.HolderIdentity, cur.Spec.AcquireTime = &id, &now
@@ -290,14 +303,18 @@ func claim(ctx context.Context, cs kubernetes.Interface, o Options, id string, j
 		cur.Labels[LabelRunID] = id
 		_, err = leases.Update(ctx, cur, metav1.UpdateOptions{})
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			continue // changed or removed (its Job's deletion) meanwhile
+			return errLeaseContended // changed or removed (its Job's deletion) meanwhile
 		}
 		if err != nil {
-			return "", fmt.Errorf("runner: update Lease %s/%s: %w", o.Namespace, name, err)
+			return fmt.Errorf("runner: update Lease %s/%s: %w", o.Namespace, name, err)
 		}
-		return id, nil
+		current = id
+		return nil
+	})
+	if errors.Is(err, errLeaseContended) {
+		return "", fmt.Errorf("runner: Lease %s/%s keeps changing under us; retry, or set TESTSHIP_NEW_RUN=true", o.Namespace, name)
 	}
-	return "", fmt.Errorf("runner: Lease %s/%s keeps changing under us; retry, or set TESTSHIP_NEW_RUN=true", o.Namespace, name)
+	return current, err
 }
 
 // release deletes the Lease of a run's key if it still names the run, so
