@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"net"
 	"net/http"
 	"os"
@@ -362,26 +363,22 @@ func findOwn(d daemon) (procInfo, bool) {
 // waitHealthy polls health until it passes, the timeout passes or the
 // process pid exits.
 func waitHealthy(ctx context.Context, health func(context.Context) error, timeout time.Duration, pid int) error {
-	deadline := time.Now().Add(timeout)
-	var err error
-	for {
-		if err = health(ctx); err == nil {
-			return nil
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 150*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		if last = health(ctx); last == nil {
+			return true, nil
 		}
 		if pid > 0 {
 			if _, alive := readProc(pid); !alive {
-				return fmt.Errorf("the process exited (last health check: %v)", err)
+				return false, fmt.Errorf("the process exited (last health check: %v)", last)
 			}
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("still unhealthy after %s: %v", timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(150 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if err != nil && wait.Interrupted(err) && ctx.Err() == nil {
+		return fmt.Errorf("still unhealthy after %s: %v", timeout, last)
 	}
+	return err
 }
 
 // daemons lists the stack's processes in start order.
@@ -489,17 +486,10 @@ func (s *stack) daemon(name string) daemon {
 // portReleased waits up to limit for a port whose listening socket no
 // longer belongs to any process to be released; it returns the holder that
 // remains, if any.
-func portReleased(ctx context.Context, port int, udp bool, ip string, limit time.Duration) (procInfo, bool) {
-	deadline := time.Now().Add(limit)
-	for {
-		h, held := portHolder(port, udp, ip)
-		if !held || h.PID != 0 || time.Now().After(deadline) {
-			return h, held
-		}
-		select {
-		case <-ctx.Done():
-			return h, held
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+func portReleased(ctx context.Context, port int, udp bool, ip string, limit time.Duration) (h procInfo, held bool) {
+	_ = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, limit, true, func(context.Context) (bool, error) {
+		h, held = portHolder(port, udp, ip)
+		return !held || h.PID != 0, nil
+	})
+	return h, held
 }
