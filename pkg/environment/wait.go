@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/testship/testship/pkg/kube"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 	"sort"
 	"strings"
 	"time"
@@ -334,37 +338,54 @@ func notReadyError(chartName, ns string, states []WorkloadState, timeout time.Du
 }
 
 // watchKind calls kick on every change of objects of kind in ns until ctx
-// ends, re-opening the watch when the server closes it.
+// ends; client-go's UntilWithSync lists, watches and re-lists when a watch
+// breaks, so no change between two watches is lost.
 func watchKind(ctx context.Context, cs kubernetes.Interface, ns, kind string, kick func()) {
-	for ctx.Err() == nil {
-		var w watch.Interface
-		var err error
-		opts := metav1.ListOptions{}
-		switch kind {
-		case "Pod":
-			w, err = cs.CoreV1().Pods(ns).Watch(ctx, opts)
-		case "Deployment":
-			w, err = cs.AppsV1().Deployments(ns).Watch(ctx, opts)
-		case "StatefulSet":
-			w, err = cs.AppsV1().StatefulSets(ns).Watch(ctx, opts)
-		case "DaemonSet":
-			w, err = cs.AppsV1().DaemonSets(ns).Watch(ctx, opts)
-		default:
-			return
+	var obj runtime.Object
+	var list func(context.Context, metav1.ListOptions) (runtime.Object, error)
+	var watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)
+	switch kind {
+	case "Pod":
+		obj = &corev1.Pod{}
+		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return cs.CoreV1().Pods(ns).List(ctx, o)
 		}
-		if err != nil {
-			// The API server is unreachable or refuses: back off a little
-			// rather than spin; the timeout still bounds the wait.
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
+		watchFn = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return cs.CoreV1().Pods(ns).Watch(ctx, o)
 		}
-		kick() // changes between two watches are not lost
-		for range w.ResultChan() {
-			kick()
+	case "Deployment":
+		obj = &appsv1.Deployment{}
+		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return cs.AppsV1().Deployments(ns).List(ctx, o)
 		}
-		w.Stop()
+		watchFn = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return cs.AppsV1().Deployments(ns).Watch(ctx, o)
+		}
+	case "StatefulSet":
+		obj = &appsv1.StatefulSet{}
+		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return cs.AppsV1().StatefulSets(ns).List(ctx, o)
+		}
+		watchFn = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return cs.AppsV1().StatefulSets(ns).Watch(ctx, o)
+		}
+	case "DaemonSet":
+		obj = &appsv1.DaemonSet{}
+		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return cs.AppsV1().DaemonSets(ns).List(ctx, o)
+		}
+		watchFn = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return cs.AppsV1().DaemonSets(ns).Watch(ctx, o)
+		}
+	default:
+		return
 	}
+	lw := &kube.ListWatch{ListWatch: cache.ListWatch{ListWithContextFunc: list, WatchFuncWithContext: watchFn}}
+	_, _ = watchtools.UntilWithSync(ctx, lw, obj, func(cache.Store) (bool, error) {
+		kick()
+		return false, nil
+	}, func(watch.Event) (bool, error) {
+		kick()
+		return false, nil
+	})
 }
