@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/testship/testship/pkg/imagestate"
 )
 
 func ctxOf(files ...file) *buildContext {
@@ -121,7 +123,7 @@ func TestStateRoundTrip(t *testing.T) {
 	}
 	st := &State{Registry: "r", Base: Ref{Name: "base", Ref: "r/x/base:1"}, Test: Ref{Name: "test", Ref: "r/x/test:2", Digest: "sha256:1"},
 		Apps: map[string]Ref{"link": {Name: "link", Ref: "r/x/link:3"}}}
-	if err := st.save(dir); err != nil {
+	if err := imagestate.Save(dir, st); err != nil {
 		t.Fatal(err)
 	}
 	got, err := LoadState(dir)

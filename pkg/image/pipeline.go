@@ -13,8 +13,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,71 +28,23 @@ import (
 	"github.com/testship/testship/images"
 	"github.com/testship/testship/pkg/config"
 	"github.com/testship/testship/pkg/gha"
+	"github.com/testship/testship/pkg/imagestate"
 )
 
 // TagLength is how many hex digits of the content digest make a tag.
 const TagLength = 20
 
-// Ref is one image as built or pushed.
-type Ref struct {
-	Name   string `json:"name"`             // base, test, or an app's name
-	Ref    string `json:"ref"`              // registry/repository:tag
-	Digest string `json:"digest,omitempty"` // manifest digest in the registry, once pushed
-}
-
-// Pinned returns registry/repository@digest (Ref when not pushed).
-func (r Ref) Pinned() string {
-	if r.Digest == "" {
-		return r.Ref
-	}
-	repo := r.Ref[:strings.LastIndex(r.Ref, ":")]
-	return repo + "@" + r.Digest
-}
-
-// Tag returns the tag part of Ref.
-func (r Ref) Tag() string { return r.Ref[strings.LastIndex(r.Ref, ":")+1:] }
-
-// State records the images of the last build or push, for later steps.
-type State struct {
-	Registry string         `json:"registry"`
-	Platform string         `json:"platform"`
-	Base     Ref            `json:"base"`
-	Test     Ref            `json:"test"`
-	Apps     map[string]Ref `json:"apps,omitempty"`
-	Pushed   bool           `json:"pushed"`
-	Time     time.Time      `json:"time"`
-}
+// Ref, State and StateFile live in pkg/imagestate (no Docker dependency).
+type (
+	Ref   = imagestate.Ref
+	State = imagestate.State
+)
 
 // StateFile is the name of the state file inside the state directory.
-const StateFile = "images.json"
+const StateFile = imagestate.StateFile
 
 // LoadState reads the state written by the last Push or Build.
-func LoadState(dir string) (*State, error) {
-	b, err := os.ReadFile(filepath.Join(dir, StateFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("no images recorded in %s: run `mage image:push` first", filepath.Join(dir, StateFile))
-	}
-	if err != nil {
-		return nil, err
-	}
-	var s State
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%s is corrupt: %w; run `mage image:push` again", filepath.Join(dir, StateFile), err)
-	}
-	return &s, nil
-}
-
-func (s *State) save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, _ := json.MarshalIndent(s, "", "  ")
-	tmp := filepath.Join(dir, StateFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, StateFile))
-}
+func LoadState(dir string) (*State, error) { return imagestate.Load(dir) }
 
 // Stage says how far the pipeline goes.
 type Stage int
@@ -283,7 +233,7 @@ func RunWith(ctx context.Context, cfg config.Image, b config.ImageBuild, stage S
 			st.Apps[n] = results[n]
 		}
 	}
-	if err := st.save(cfg.StateDir); err != nil {
+	if err := imagestate.Save(cfg.StateDir, st); err != nil {
 		return nil, fmt.Errorf("record images in %s: %w", cfg.StateDir, err)
 	}
 	if stage == StagePush {
