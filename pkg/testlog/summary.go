@@ -1,0 +1,68 @@
+package testlog
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+)
+
+// Summary counts the tests a run reported, from its `--- PASS/FAIL/SKIP`
+// lines (subtests included, by full name).
+type Summary struct {
+	Passed, Failed, Skipped []string
+	// Final is the binary's closing PASS or FAIL line, when seen.
+	Final string
+	// NoTests is set when the binary said no test matched (-test.run, or
+	// a test package built without the build tags its tests need).
+	NoTests bool
+}
+
+var resultLine = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+) \(`)
+
+// Observe updates the summary with one output line.
+func (s *Summary) Observe(line []byte) {
+	line = bytes.TrimRight(line, "\r\n")
+	if len(line) > 4096 {
+		return // a result line is short; do not run the regexp on huge lines
+	}
+	switch string(line) {
+	case "PASS", "FAIL":
+		s.Final = string(line)
+		return
+	case "testing: warning: no tests to run":
+		s.NoTests = true
+		return
+	}
+	m := resultLine.FindSubmatch(line)
+	if m == nil {
+		return
+	}
+	name := string(m[2])
+	switch string(m[1]) {
+	case "PASS":
+		s.Passed = append(s.Passed, name)
+	case "FAIL":
+		s.Failed = append(s.Failed, name)
+	case "SKIP":
+		s.Skipped = append(s.Skipped, name)
+	}
+}
+
+// FailedTop lists the failed tests, leaving out a parent whose subtest is
+// listed (TestA/sub failing makes TestA fail too; naming TestA/sub says more).
+func (s *Summary) FailedTop() []string {
+	var out []string
+	for _, name := range s.Failed {
+		hasChild := false
+		for _, other := range s.Failed {
+			if strings.HasPrefix(other, name+"/") {
+				hasChild = true
+				break
+			}
+		}
+		if !hasChild {
+			out = append(out, name)
+		}
+	}
+	return out
+}
