@@ -30,11 +30,11 @@ func TestEven6(t *testing.T) { sleep(t, 10*time.Second) }
 func TestEven7(t *testing.T) { sleep(t, 10*time.Second) }
 func TestEven8(t *testing.T) { sleep(t, 10*time.Second) }
 
-func TestUnevenLong(t *testing.T) { sleep(t, 40*time.Second) }
-func TestUnevenMid1(t *testing.T) { sleep(t, 10*time.Second) }
-func TestUnevenMid2(t *testing.T) { sleep(t, 10*time.Second) }
-func TestUnevenMid3(t *testing.T) { sleep(t, 10*time.Second) }
-func TestUnevenMid4(t *testing.T) { sleep(t, 10*time.Second) }
+func TestUnevenLong(t *testing.T)   { sleep(t, 40*time.Second) }
+func TestUnevenMid1(t *testing.T)   { sleep(t, 10*time.Second) }
+func TestUnevenMid2(t *testing.T)   { sleep(t, 10*time.Second) }
+func TestUnevenMid3(t *testing.T)   { sleep(t, 10*time.Second) }
+func TestUnevenMid4(t *testing.T)   { sleep(t, 10*time.Second) }
 func TestUnevenShort1(t *testing.T) { sleep(t, 5*time.Second) }
 func TestUnevenShort2(t *testing.T) { sleep(t, 5*time.Second) }
 func TestUnevenShort3(t *testing.T) { sleep(t, 5*time.Second) }
