@@ -300,37 +300,14 @@ func checkPattern(c *checker, pattern string) {
 		c.bad(RunPattern, pattern, "", "a go test -run pattern such as ^TestLink$ or TestLink/sub")
 		return
 	}
-	for _, part := range splitPattern(pattern) {
-		if _, err := regexp.Compile(part); err != nil {
-			c.bad(RunPattern, pattern, err.Error(), "a go test -run pattern such as ^TestLink$ or TestLink/sub, each part between '/' a Go regular expression")
-			return
-		}
-	}
-}
-
-// splitPattern splits a -run pattern on '/' like the testing package:
-// not inside [...] or (...), nor after a backslash.
-func splitPattern(s string) []string {
-	var parts []string
-	depth, start := 0, 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '[', '(':
-			depth++
-		case ']', ')':
-			if depth > 0 {
-				depth--
-			}
-		case '/':
-			if depth == 0 {
-				parts = append(parts, s[start:i])
-				start = i + 1
+	for _, alt := range testlog.SplitPattern(pattern) {
+		for _, part := range alt {
+			if _, err := regexp.Compile(part); err != nil {
+				c.bad(RunPattern, pattern, err.Error(), "a go test -run pattern such as ^TestLink$ or TestLink/sub, each part between '/' (and '|') a Go regular expression")
+				return
 			}
 		}
 	}
-	return append(parts, s[start:])
 }
 
 // ParseNodeSelector parses key=value,key=value; each key once.
