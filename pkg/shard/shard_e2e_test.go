@@ -32,14 +32,19 @@ type result struct {
 	top map[string]int
 }
 
-// runBinary runs the fixture binary with -test.v and the given -test.run
-// pattern (none when "") and reads its results like the runner does.
-func runBinary(t *testing.T, ctx context.Context, bin, pattern string) result {
-	t.Helper()
-	args := []string{"-test.v"}
-	if pattern != "" {
-		args = append(args, "-test.run", pattern)
+// runArgs is the arguments of a run with -test.v and the given -test.run
+// pattern (none when "").
+func runArgs(pattern string) []string {
+	if pattern == "" {
+		return []string{"-test.v"}
 	}
+	return []string{"-test.v", "-test.run", pattern}
+}
+
+// runBinary runs the fixture binary with args and reads its results like
+// the runner does.
+func runBinary(t *testing.T, ctx context.Context, bin string, args []string) result {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -65,14 +70,14 @@ func runBinary(t *testing.T, ctx context.Context, bin, pattern string) result {
 	return r
 }
 
-// runShards runs every shard of plan at once, each with the pattern its
-// pod's entrypoint would use.
+// runShards runs every shard of plan at once, each with the arguments its
+// pod's entrypoint would use (testlog.ShardArgs of the single pod's).
 func runShards(t *testing.T, ctx context.Context, bin string, plan [][]string, pattern string) []result {
 	t.Helper()
 	out := make([]result, len(plan))
 	var wg sync.WaitGroup
 	for i, names := range plan {
-		wg.Go(func() { out[i] = runBinary(t, ctx, bin, testlog.ShardRun(names, pattern)) })
+		wg.Go(func() { out[i] = runBinary(t, ctx, bin, testlog.ShardArgs(runArgs(pattern), names)) })
 	}
 	wg.Wait()
 	return out
@@ -155,7 +160,7 @@ func TestFixtureSharded(t *testing.T) {
 		t.Errorf("a pattern matching nothing: %v", err)
 	}
 
-	whole := runBinary(t, ctx, bin, "")
+	whole := runBinary(t, ctx, bin, runArgs(""))
 	if whole.exit != 1 || !reflect.DeepEqual(sorted(keys(whole.top)), fixtureTests) || len(whole.sum.FailedTop()) != 1 {
 		t.Fatalf("the unsharded run: exit %d, %+v", whole.exit, whole.sum)
 	}
@@ -196,7 +201,7 @@ func TestFixtureSharded(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(tests, []string{"Example_hello", "TestSleep1", "TestSubtests"}) {
 			t.Fatalf("List(%q) = %v, %v", pattern, tests, err)
 		}
-		one := runBinary(t, ctx, bin, pattern)
+		one := runBinary(t, ctx, bin, runArgs(pattern))
 		if !reflect.DeepEqual(sorted(one.sum.Passed), []string{"Example_hello", "TestSleep1", "TestSubtests", "TestSubtests/fast"}) {
 			t.Fatalf("unsharded with %q: %+v", pattern, one.sum)
 		}

@@ -115,3 +115,31 @@ func SplitPattern(s string) [][]string {
 	}
 	return append(alts, append(levels, s))
 }
+
+// ShardArgs rewrites the test binary's arguments for a shard that runs the
+// top-level tests names: every -test.run is taken out (its last value,
+// which the flag package would use, is the user's pattern) and one
+// -test.run ShardRun(names, pattern) is put first. The other arguments
+// are kept in order.
+func ShardArgs(args, names []string) []string {
+	var pattern string
+	rest := make([]string, 0, len(args)+2)
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i:]...)
+			break
+		}
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "test.run" {
+			rest = append(rest, a)
+			continue
+		}
+		if !hasValue && i+1 < len(args) {
+			i++
+			value = args[i]
+		}
+		pattern = value
+	}
+	return append([]string{"-test.run", ShardRun(names, pattern)}, rest...)
+}

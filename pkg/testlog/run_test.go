@@ -101,3 +101,20 @@ func TestSummaryDurations(t *testing.T) {
 		t.Errorf("%+v", s)
 	}
 }
+
+func TestShardArgs(t *testing.T) {
+	names := []string{"TestA", "TestB"}
+	for _, tc := range []struct{ in, want []string }{
+		{nil, []string{"-test.run", "^(TestA|TestB)$"}},
+		{[]string{"-test.v", "-test.run", "Test/fast", "-test.timeout", "30m"},
+			[]string{"-test.run", "^(TestA|TestB)$/fast", "-test.v", "-test.timeout", "30m"}},
+		{[]string{"-test.run=TestA/x", "--test.run", "TestB/y", "-test.v"}, // the last one counts
+			[]string{"-test.run", "^(TestB)$/y", "-test.v"}},
+		{[]string{"-test.v", "--", "-test.run", "X"}, []string{"-test.run", "^(TestA|TestB)$", "-test.v", "--", "-test.run", "X"}},
+		{[]string{"-test.runx", "y"}, []string{"-test.run", "^(TestA|TestB)$", "-test.runx", "y"}},
+	} {
+		if got := ShardArgs(tc.in, names); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("ShardArgs(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
