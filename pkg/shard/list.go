@@ -8,10 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/testship/testship/pkg/config"
 	"github.com/testship/testship/pkg/testlog"
@@ -21,11 +21,28 @@ import (
 // which should not take long before m.Run lists.
 const listTimeout = 2 * time.Minute
 
-// runnable is a top-level name `go test` runs: tests, fuzz targets (their
-// seed corpus) and examples (-test.list lists only those with an output
-// comment, which are the ones that run). Benchmarks are listed too but run
-// only with -test.bench: they are left out.
-var runnable = regexp.MustCompile(`^(Test|Fuzz|Example)[\p{L}\p{N}_]*$`)
+// runnable reports whether a line of -test.list is a top-level name `go
+// test` runs: tests, fuzz targets (their seed corpus) and examples
+// (-test.list lists only those with an output comment, which are the ones
+// that run). Benchmarks are listed too but run only with -test.bench:
+// they are left out, and so is what a TestMain printed. As for go test,
+// the prefix is followed by nothing or by no lower-case letter (Testing
+// is no test).
+func runnable(line string) bool {
+	for _, prefix := range []string{"Test", "Fuzz", "Example"} {
+		rest, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		for i, r := range rest {
+			if i == 0 && unicode.IsLower(r) || !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_' {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
 
 // List runs the compiled test binary with -test.list and returns, sorted,
 // the top-level tests that `go test -run pattern` runs (pattern is
@@ -74,7 +91,7 @@ func listAll(ctx context.Context, binary string) ([]string, error) {
 	var out []string
 	for _, line := range strings.Split(stdout.String(), "\n") {
 		// A TestMain may print too; keep only names.
-		if line = strings.TrimSpace(line); runnable.MatchString(line) {
+		if line = strings.TrimSpace(line); runnable(line) {
 			out = append(out, line)
 		}
 	}

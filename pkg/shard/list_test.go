@@ -25,6 +25,7 @@ func fakeBinary(t *testing.T, script string) string {
 
 const listing = `[ "$1" = -test.list ] && [ "$2" = . ] || { echo "unexpected arguments: $*" >&2; exit 2; }
 echo "TestMain: setting up"
+echo Testing
 echo TestLink
 echo TestLinkSlow
 echo TestOther
@@ -58,6 +59,18 @@ func TestList(t *testing.T) {
 		}
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("List(%q) = %v, %v; want %v", tc.pattern, got, err, tc.want)
+		}
+	}
+}
+
+func TestRunnable(t *testing.T) {
+	for name, want := range map[string]bool{
+		"Test": true, "TestA": true, "Test_a": true, "Test1": true, "TestÄ": true, "Example": true, "Example_hello": true,
+		"ExampleT_Method": true, "Fuzz": true, "FuzzX": true,
+		"Testing": false, "Examples": false, "Fuzzy": false, "BenchmarkA": false, "TestMain: ok": false, "Test A": false, "": false, "ok": false,
+	} {
+		if runnable(name) != want {
+			t.Errorf("runnable(%q) = %v", name, !want)
 		}
 	}
 }
