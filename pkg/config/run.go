@@ -208,29 +208,30 @@ func loadPods(c *checker) Pods {
 	} else {
 		p.Max = int(n)
 	}
-	count := func(name, want string) (n int, set bool) {
+	// count reads a number of pods: unset or wrong is 1.
+	count := func(name, want string) int {
 		val := Get(name)
 		if val == "" {
-			return 1, false
+			return 1
 		}
 		v, err := strconv.Atoi(val)
 		switch {
 		case err != nil || v < 1:
 			c.bad(name, val, "not a positive whole number", want)
-			return 1, false
+			return 1
 		case v > p.Max:
 			c.bad(name, val, fmt.Sprintf("above the maximum TESTSHIP_SHARDS_MAX=%d", p.Max),
 				fmt.Sprintf("a whole number from 1 to %d (or a higher TESTSHIP_SHARDS_MAX)", p.Max))
-			return 1, false
+			return 1
 		}
-		return v, true
+		return v
 	}
 	if strings.EqualFold(Get(RunShards), "auto") {
 		p.Auto, p.Shards = true, 0
 	} else {
-		p.Shards, _ = count(RunShards, fmt.Sprintf("a whole number from 1 to %d (TESTSHIP_SHARDS_MAX), or auto", p.Max))
+		p.Shards = count(RunShards, fmt.Sprintf("a whole number from 1 to %d (TESTSHIP_SHARDS_MAX), or auto", p.Max))
 	}
-	p.Copies, _ = count(RunParallel, fmt.Sprintf("a whole number from 1 to %d (TESTSHIP_SHARDS_MAX)", p.Max))
+	p.Copies = count(RunParallel, fmt.Sprintf("a whole number from 1 to %d (TESTSHIP_SHARDS_MAX)", p.Max))
 	if (p.Auto || p.Shards > 1) && p.Copies > 1 {
 		c.bad(RunParallel, Get(RunParallel), fmt.Sprintf("TESTSHIP_SHARDS=%s is set too", Get(RunShards)),
 			"either shards (TESTSHIP_SHARDS: each pod runs its share of the tests) or copies (TESTSHIP_PARALLEL: each pod runs them all), not both")
