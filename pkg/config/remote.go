@@ -30,11 +30,13 @@ var (
 		Help: "set on the remote runner's pod: single, shard (each pod runs its share of the tests) or copy (each pod runs the same tests)"})
 	PodShardPlan = Declare(Var{Name: testlog.EnvShardPlan, Area: "remote",
 		Help: "set on a sharded run's pods: JSON array of each index's top-level test names; the entrypoint runs its own index's"})
-	PodSyncStart = Declare(Var{Name: testlog.EnvSyncStart, Area: "remote",
-		Help: "set on the pods of a run of copies with a synchronised start: the entrypoint holds the test until every pod of the Job is running"})
 	PodJobName = Declare(Var{Name: testlog.EnvJobName, Area: "remote",
 		Help: "set on the remote runner's pod: the run's Job"})
 )
+
+// PodSyncStart is the user's TESTSHIP_SYNC_START (declared once, with the
+// run's variables), passed on to the pods as it is.
+var PodSyncStart = RunSyncStart
 
 // IsRemote reports whether this process is the remote runner's copy of a
 // test (TESTSHIP_REMOTE=true, set on the remote runner's Job).

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/testship/testship/pkg/testlog"
 )
 
 // Variables of the remote runner (area "run").
@@ -53,6 +56,21 @@ var (
 		Help: "write a JUnit XML report of the remote test to this path"})
 	RunFromStart = Declare(Var{Name: "TESTSHIP_FROM_START", Default: "false", Area: "run",
 		Help: "run:attach shows the run's output from its start instead of from now"})
+
+	// A run's pods: shards (each runs its share of the tests) or copies
+	// (each runs the same tests), one Indexed Job either way.
+	RunShards = Declare(Var{Name: "TESTSHIP_SHARDS", Area: "run",
+		Help: "split the tests over this many pods of one Job, balanced by the durations of earlier runs; auto: as many as the recorded durations call for (at most TESTSHIP_SHARDS_MAX)"})
+	RunShardsMax = Declare(Var{Name: "TESTSHIP_SHARDS_MAX", Default: "16", Area: "run",
+		Help: "the most pods one run may have: bounds TESTSHIP_SHARDS (and auto) and TESTSHIP_PARALLEL"})
+	RunParallel = Declare(Var{Name: "TESTSHIP_PARALLEL", Area: "run",
+		Help: "run this many copies of the same tests, each pod told its index and the count (TESTSHIP_INDEX, TESTSHIP_COUNT)"})
+	RunSyncStart = Declare(Var{Name: testlog.EnvSyncStart, Default: "false", Area: "run",
+		Help: "with TESTSHIP_PARALLEL: hold every copy until all are running, then start them together; passed to the pods, where the entrypoint does the holding"})
+	RunFailFast = Declare(Var{Name: "TESTSHIP_FAIL_FAST", Default: "false", Area: "run",
+		Help: "stop the other pods of a sharded or parallel run as soon as one fails (default: let them finish)"})
+	RunSpread = Declare(Var{Name: "TESTSHIP_SPREAD", Default: "soft", Area: "run",
+		Help: "spread a run's pods across nodes (topology spread by hostname): soft (prefer), hard (require) or none"})
 )
 
 // Run is the validated configuration of a remote run.
@@ -72,7 +90,51 @@ type Run struct {
 	Rules            []rbacv1.PolicyRule
 	JUnit            string
 	FromStart        bool
+	Pods             Pods
 }
+
+// Pods is how many pods a run has and how they run. At most one of Shards
+// (above 1, or Auto) and Copies (above 1) is set; neither means one pod.
+type Pods struct {
+	// Shards is the number of shards asked for (1 when not sharded, 0
+	// with Auto); the plan may use fewer when there are fewer tests.
+	Shards int
+	// Auto: the number of shards comes from the recorded durations.
+	Auto bool
+	// Max bounds Shards, Auto and Copies (TESTSHIP_SHARDS_MAX).
+	Max int
+	// Copies is the number of copies of the same tests (1 when not parallel).
+	Copies int
+	// SyncStart holds the copies until all are running (Copies > 1 only).
+	SyncStart bool
+	// FailFast stops the other pods when one fails.
+	FailFast bool
+	// Spread is the topology spread of the pods by hostname.
+	Spread Spread
+}
+
+// Mode is the pods' mode as the pods are told it (TESTSHIP_POD_MODE).
+func (p Pods) Mode() string {
+	switch {
+	case p.Auto || p.Shards > 1:
+		return testlog.ModeShard
+	case p.Copies > 1:
+		return testlog.ModeCopy
+	}
+	return testlog.ModeSingle
+}
+
+// Spread is how a run's pods spread across nodes (TESTSHIP_SPREAD).
+type Spread string
+
+// The spreads: soft is a topology spread constraint by hostname with
+// whenUnsatisfiable ScheduleAnyway, hard with DoNotSchedule, none no
+// constraint.
+const (
+	SpreadSoft Spread = "soft"
+	SpreadHard Spread = "hard"
+	SpreadNone Spread = "none"
+)
 
 // Bounds of the run's durations.
 const (
@@ -127,8 +189,67 @@ func loadRun(c *checker) Run {
 		}
 	}
 	r.FromStart = c.bool(RunFromStart)
+	r.Pods = loadPods(c)
 	checkForwarded(c, os.Environ())
 	return r
+}
+
+// maxPods bounds TESTSHIP_SHARDS_MAX: an Indexed Job can have more, a
+// test run on more pods than this is a mistake.
+const maxPods = 1000
+
+// loadPods reads the shards or copies of a run. Inside the remote pod
+// (TESTSHIP_REMOTE) only the values are checked: the Job sets
+// TESTSHIP_SYNC_START there without TESTSHIP_PARALLEL, which is reserved.
+func loadPods(c *checker) Pods {
+	p := Pods{Shards: 1, Copies: 1, Max: 16}
+	if n, err := Int(RunShardsMax, 1, maxPods); err != nil {
+		c.bad(RunShardsMax, Get(RunShardsMax), "", fmt.Sprintf("a whole number from 1 to %d, the most pods one run may have", maxPods))
+	} else {
+		p.Max = int(n)
+	}
+	// count reads a number of pods: unset or wrong is 1.
+	count := func(name, want string) int {
+		val := Get(name)
+		if val == "" {
+			return 1
+		}
+		v, err := strconv.Atoi(val)
+		switch {
+		case err != nil || v < 1:
+			c.bad(name, val, "not a positive whole number", want)
+			return 1
+		case v > p.Max:
+			c.bad(name, val, fmt.Sprintf("above the maximum TESTSHIP_SHARDS_MAX=%d", p.Max),
+				fmt.Sprintf("a whole number from 1 to %d (or a higher TESTSHIP_SHARDS_MAX)", p.Max))
+			return 1
+		}
+		return v
+	}
+	if strings.EqualFold(Get(RunShards), "auto") {
+		p.Auto, p.Shards = true, 0
+	} else {
+		p.Shards = count(RunShards, fmt.Sprintf("a whole number from 1 to %d (TESTSHIP_SHARDS_MAX), or auto", p.Max))
+	}
+	p.Copies = count(RunParallel, fmt.Sprintf("a whole number from 1 to %d (TESTSHIP_SHARDS_MAX)", p.Max))
+	if (p.Auto || p.Shards > 1) && p.Copies > 1 {
+		c.bad(RunParallel, Get(RunParallel), fmt.Sprintf("TESTSHIP_SHARDS=%s is set too", Get(RunShards)),
+			"either shards (TESTSHIP_SHARDS: each pod runs its share of the tests) or copies (TESTSHIP_PARALLEL: each pod runs them all), not both")
+	}
+	p.SyncStart = c.bool(RunSyncStart)
+	if p.SyncStart && p.Copies < 2 && !IsRemote() {
+		c.bad(RunSyncStart, Get(RunSyncStart), "it needs copies, and TESTSHIP_PARALLEL is "+strconv.Quote(Get(RunParallel)),
+			"false, or TESTSHIP_PARALLEL set to 2 or more")
+	}
+	p.FailFast = c.bool(RunFailFast)
+	switch v := Spread(strings.ToLower(Get(RunSpread))); v {
+	case SpreadSoft, SpreadHard, SpreadNone:
+		p.Spread = v
+	default:
+		c.bad(RunSpread, Get(RunSpread), "", "soft (prefer other nodes), hard (require other nodes) or none")
+		p.Spread = SpreadSoft
+	}
+	return p
 }
 
 // loadResources reads the test container's requests and limits; a request
@@ -180,37 +301,14 @@ func checkPattern(c *checker, pattern string) {
 		c.bad(RunPattern, pattern, "", "a go test -run pattern such as ^TestLink$ or TestLink/sub")
 		return
 	}
-	for _, part := range splitPattern(pattern) {
-		if _, err := regexp.Compile(part); err != nil {
-			c.bad(RunPattern, pattern, err.Error(), "a go test -run pattern such as ^TestLink$ or TestLink/sub, each part between '/' a Go regular expression")
-			return
-		}
-	}
-}
-
-// splitPattern splits a -run pattern on '/' like the testing package:
-// not inside [...] or (...), nor after a backslash.
-func splitPattern(s string) []string {
-	var parts []string
-	depth, start := 0, 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '[', '(':
-			depth++
-		case ']', ')':
-			if depth > 0 {
-				depth--
-			}
-		case '/':
-			if depth == 0 {
-				parts = append(parts, s[start:i])
-				start = i + 1
+	for _, alt := range testlog.SplitPattern(pattern) {
+		for _, part := range alt {
+			if _, err := regexp.Compile(part); err != nil {
+				c.bad(RunPattern, pattern, err.Error(), "a go test -run pattern such as ^TestLink$ or TestLink/sub, each part between '/' (and '|') a Go regular expression")
+				return
 			}
 		}
 	}
-	return append(parts, s[start:])
 }
 
 // ParseNodeSelector parses key=value,key=value; each key once.

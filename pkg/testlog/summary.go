@@ -3,7 +3,9 @@ package testlog
 import (
 	"bytes"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Summary counts the tests a run reported, from its `--- PASS/FAIL/SKIP`
@@ -15,9 +17,14 @@ type Summary struct {
 	// NoTests is set when the binary said no test matched (-test.run, or
 	// a test package built without the build tags its tests need).
 	NoTests bool
+	// Durations is how long each top-level test (no '/' in its name) took,
+	// as its result line says; nil until one is seen.
+	Durations map[string]time.Duration
 }
 
-var resultLine = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+) \(`)
+// resultLine is a test's result line; the duration, "(1.23s)", is optional
+// to the match.
+var resultLine = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+) \((?:([0-9]+\.[0-9]+)s\))?`)
 
 // Observe updates the summary with one output line.
 func (s *Summary) Observe(line []byte) {
@@ -37,8 +44,16 @@ func (s *Summary) Observe(line []byte) {
 	if m == nil {
 		return
 	}
-	name := string(m[2])
-	switch string(m[1]) {
+	result, name := string(m[1]), string(m[2])
+	if m[3] != nil && !strings.Contains(name, "/") {
+		if secs, err := strconv.ParseFloat(string(m[3]), 64); err == nil {
+			if s.Durations == nil {
+				s.Durations = map[string]time.Duration{}
+			}
+			s.Durations[name] = time.Duration(secs * float64(time.Second)).Round(time.Millisecond)
+		}
+	}
+	switch result {
 	case "PASS":
 		s.Passed = append(s.Passed, name)
 	case "FAIL":
