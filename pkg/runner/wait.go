@@ -254,8 +254,9 @@ func podResult(ctx context.Context, cs kubernetes.Interface, ns string, s indexS
 		}
 		if s.Record != nil && s.Done && !wo.FromNow {
 			diff := s.Record.Verify(f.counter)
-			if diff != "" {
-				// Read again: the log may have grown since it settled.
+			if diff != "" && !(f.resumer.lastTS.IsZero() && f.resumer.lines > 0) {
+				// Read again: the log may have grown since it settled. (A
+				// log without timestamps cannot be resumed: not again.)
 				if err := settleLogs(ctx, cs, ns, s.Pod, f.resumer); err == nil {
 					diff = s.Record.Verify(f.counter)
 				}
