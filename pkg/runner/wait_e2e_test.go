@@ -260,3 +260,29 @@ func TestRemoteIndexedDetach(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// FailFast: the first failing shard ends the wait; a shard still running
+// is reported as not ended.
+func TestRemoteIndexedFailFast(t *testing.T) {
+	c := newWaitCluster(t)
+	run := c.indexedRun(t, 2, map[string]string{"PROBE_SHARD_LINES": "10", "PROBE_FAIL_INDEXES": "1", "PROBE_SHARD_SLEEP": "90s", "PROBE_SLEEP_INDEX": "0"})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, log e2e.SyncBuffer
+	res, err := runner.Wait(ctx, c.cs, run, runner.WaitOptions{Out: &out, Log: &log, FailFast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 1 || res.Reason != "" || len(res.Pods) != 2 || res.Pods[1].ExitCode != 1 || res.Pods[0].ExitCode != -1 {
+		t.Fatalf("result %+v\nlog:\n%s", res, log.String())
+	}
+	if !strings.Contains(out.String(), "[1] shard 1 done") || strings.Contains(out.String(), "shard 0 done") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	if l := res.Line(); !strings.Contains(l, "[0] not ended") || !strings.Contains(l, "failed: TestShard [1]") {
+		t.Errorf("summary line %q", l)
+	}
+	if err := runner.Cancel(ctx, c.cs, c.ns, run.ID, true); err != nil {
+		t.Error(err)
+	}
+}
