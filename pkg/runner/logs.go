@@ -330,10 +330,29 @@ func (f *follower) isTerminated() bool {
 	}
 }
 
-// start runs the follower in its own goroutine; cancel stops it.
+// start runs the follower in its own goroutine.
 func (f *follower) start(ctx context.Context, cs kubernetes.Interface) {
 	ctx, f.cancel = context.WithCancel(ctx)
 	go func() { f.done <- f.follow(ctx, cs) }()
+}
+
+// wait waits for the follower's end (once the log was read to its end,
+// after markTerminated, or after stop); its counts are then final.
+func (f *follower) wait() {
+	if f.cancel == nil {
+		return // ended and waited for already
+	}
+	<-f.done
+	f.cancel()
+	f.cancel = nil
+}
+
+// stop stops the follower where it is and waits for it.
+func (f *follower) stop() {
+	if f.cancel != nil {
+		f.cancel()
+	}
+	f.wait()
 }
 
 func (f *follower) follow(ctx context.Context, cs kubernetes.Interface) error {

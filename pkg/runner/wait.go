@@ -78,17 +78,8 @@ func Wait(ctx context.Context, cs kubernetes.Interface, run *Run, wo WaitOptions
 	res := &Result{RunID: run.ID, Namespace: run.Namespace, Count: job.Count, Multi: job.multi()}
 	pods := watchPods(ctx, cs, run.Namespace, run.ID, job.Indexed)
 	out := newOutput(wo, job.Count, job.multi())
-	followers := map[types.UID]*follower{}
-	stopFollowers := func() {
-		for _, f := range followers {
-			if f.cancel != nil {
-				f.cancel()
-				<-f.done
-				f.cancel = nil
-			}
-		}
-	}
-	defer stopFollowers()
+	followers := followerSet{}
+	defer followers.stop()
 
 	var timeout <-chan time.Time
 	if wo.Timeout > 0 {
@@ -114,7 +105,7 @@ func Wait(ctx context.Context, cs kubernetes.Interface, run *Run, wo WaitOptions
 			}
 			return nil, fmt.Errorf("runner: watching the pod of run %s in namespace %s: %w", run.ID, run.Namespace, err)
 		case <-timeout:
-			stopFollowers()
+			followers.stop()
 			res.ExitCode, res.Reason = ExitWaitTimeout, ReasonWaitTimeout
 			res.Message = fmt.Sprintf("stopped waiting after %s; run %s goes on in namespace %s: follow it with `mage run:attach %s`",
 				wo.Timeout, run.ID, run.Namespace, run.ID)
@@ -133,19 +124,9 @@ func Wait(ctx context.Context, cs kubernetes.Interface, run *Run, wo WaitOptions
 			graceTimer = time.NewTimer(d.WakeAt.Sub(now))
 			grace = graceTimer.C
 		}
-		for _, uid := range d.Follow {
-			if followers[uid] == nil {
-				s := indexOf(d.Indexes, uid)
-				f := newFollower(run.Namespace, run.ID, pods.pod(uid), s.Index, job.multi(), out, wo.Log, wo.FromNow)
-				f.start(ctx, cs)
-				followers[uid] = f
-			}
-		}
-		for _, s := range d.Indexes {
-			if f := followers[s.UID]; f != nil && s.Ended {
-				f.markTerminated() // it settles the log and ends
-			}
-		}
+		followers.update(ctx, cs, d, func(uid types.UID, index int) *follower {
+			return newFollower(run.Namespace, run.ID, pods.pod(uid), index, job.multi(), out, wo.Log, wo.FromNow)
+		})
 		switch d.Verdict {
 		case keepWaiting:
 			continue
@@ -154,19 +135,7 @@ func Wait(ctx context.Context, cs kubernetes.Interface, run *Run, wo WaitOptions
 			res.Duration = time.Since(start)
 			return res, nil
 		}
-		// finishNow: the ended pods' logs settle; the others (FailFast)
-		// are left running.
-		for _, s := range d.Indexes {
-			f := followers[s.UID]
-			if f == nil || f.cancel == nil {
-				continue
-			}
-			if !s.Ended {
-				f.cancel()
-			}
-			<-f.done
-			f.cancel = nil
-		}
+		followers.drain(d)
 		if d.NeedJob {
 			// A pod went away: the Job's deadline, or someone deleted it.
 			job.Checked = true
@@ -179,29 +148,69 @@ func Wait(ctx context.Context, cs kubernetes.Interface, run *Run, wo WaitOptions
 		res.ExitCode, res.Reason, res.Message = d.Code, d.Reason, d.Message
 		for _, s := range d.Indexes {
 			p := podResult(ctx, cs, run.Namespace, s, followers[s.UID], job.multi(), wo)
-			res.Pods = append(res.Pods, p)
-			res.Lines += p.Lines
-			res.Summary.Passed = append(res.Summary.Passed, p.Summary.Passed...)
-			res.Summary.Failed = append(res.Summary.Failed, p.Summary.Failed...)
-			res.Summary.Skipped = append(res.Summary.Skipped, p.Summary.Skipped...)
-			res.Summary.NoTests = res.Summary.NoTests || p.Summary.NoTests
-			if res.Summary.Final == "" || p.Summary.Final == "FAIL" {
-				res.Summary.Final = p.Summary.Final
-			}
+			res.addPod(p)
 		}
 		res.Duration = time.Since(start)
 		return res, nil
 	}
 }
 
-// indexOf returns the state of the index whose pod has uid.
-func indexOf(idx []indexState, uid types.UID) indexState {
-	for _, s := range idx {
-		if s.UID == uid {
-			return s
+// followerSet is the log followers of a run's pods, by pod UID.
+type followerSet map[types.UID]*follower
+
+// update starts a follower (made by newF) for each pod decide says to
+// follow, and tells those of ended pods to settle their logs and end.
+func (fs followerSet) update(ctx context.Context, cs kubernetes.Interface, d decision, newF func(uid types.UID, index int) *follower) {
+	for _, uid := range d.Follow {
+		if fs[uid] != nil {
+			continue
+		}
+		for _, s := range d.Indexes {
+			if s.UID == uid {
+				f := newF(uid, s.Index)
+				f.start(ctx, cs)
+				fs[uid] = f
+			}
 		}
 	}
-	return indexState{}
+	for _, s := range d.Indexes {
+		if f := fs[s.UID]; f != nil && s.Ended {
+			f.markTerminated()
+		}
+	}
+}
+
+// drain waits for the followers of ended pods to deliver what their logs
+// still hold, and stops those of pods still running (FailFast).
+func (fs followerSet) drain(d decision) {
+	for _, s := range d.Indexes {
+		if f := fs[s.UID]; f != nil && !s.Ended {
+			f.stop()
+		}
+	}
+	for _, f := range fs {
+		f.wait()
+	}
+}
+
+// stop stops every follower (at once: nothing is settled).
+func (fs followerSet) stop() {
+	for _, f := range fs {
+		f.stop()
+	}
+}
+
+// addPod adds a pod's result to the run's.
+func (r *Result) addPod(p PodResult) {
+	r.Pods = append(r.Pods, p)
+	r.Lines += p.Lines
+	r.Summary.Passed = append(r.Summary.Passed, p.Summary.Passed...)
+	r.Summary.Failed = append(r.Summary.Failed, p.Summary.Failed...)
+	r.Summary.Skipped = append(r.Summary.Skipped, p.Summary.Skipped...)
+	r.Summary.NoTests = r.Summary.NoTests || p.Summary.NoTests
+	if r.Summary.Final == "" || p.Summary.Final == "FAIL" {
+		r.Summary.Final = p.Summary.Final
+	}
 }
 
 // readJobFacts reads how many pods the run has from its Job: an Indexed
