@@ -286,3 +286,39 @@ func TestRemoteIndexedFailFast(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A single-pod run whose pod leaves the entrypoint's record: the whole
+// flood (200,000 lines and a 2 MiB line) is verified against it, with no
+// prefix on the output; a record that counts lines the log never had
+// makes the exact loss reported and the results taken from the record.
+func TestRemoteSinglePodVerified(t *testing.T) {
+	c := newWaitCluster(t)
+	t.Run("flood verified", func(t *testing.T) {
+		o := c.launchAndFollow(t, c.options(t, "^TestFlood$", map[string]string{"PROBE_RECORD": "true"}), runner.FollowOptions{})
+		if o.code() != 0 {
+			t.Fatalf("exit %d: %v\n%s", o.code(), o.err, o.log)
+		}
+		checkFlood(t, o.out)
+		p := o.res.Pods[0]
+		if o.res.Multi || !p.Verified || p.Record == nil || p.Lines != p.Record.Lines || !strings.Contains(o.log, fmt.Sprintf("testship: output verified: %d lines\n", p.Lines)) {
+			t.Errorf("not verified: %+v (%s)\n%s", p, p.Mismatch, o.log)
+		}
+		if strings.HasPrefix(o.out, "[0] ") {
+			t.Error("a single-pod run's output is prefixed")
+		}
+	})
+	t.Run("lost lines", func(t *testing.T) {
+		o := c.launchAndFollow(t, c.options(t, "^TestPass$", map[string]string{"PROBE_RECORD": "true", "PROBE_LOSE_LINES": "2"}), runner.FollowOptions{})
+		if o.code() != 0 {
+			t.Fatalf("exit %d: %v\n%s", o.code(), o.err, o.log)
+		}
+		p := o.res.Pods[0]
+		want := fmt.Sprintf("testship: WARNING: pod %s: 2 of %d lines lost", p.Pod, p.Lines+2)
+		if p.Verified || p.LostLines != 2 || !strings.Contains(o.log, want) {
+			t.Errorf("verified %v lost %d; log lacks %q:\n%s", p.Verified, p.LostLines, want, o.log)
+		}
+		if p.Counts.Passed != 1 || !strings.Contains(o.log, "PASSED: 1 passed, 0 failed, 0 skipped") {
+			t.Errorf("counts %+v\n%s", p.Counts, o.log)
+		}
+	})
+}
