@@ -2,7 +2,7 @@ package runner
 
 import (
 	"fmt"
-	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -116,8 +116,8 @@ func podIndex(pod *corev1.Pod) (int, bool) {
 	if !ok {
 		return 0, false
 	}
-	var i int
-	if _, err := fmt.Sscanf(v, "%d", &i); err != nil || i < 0 {
+	i, err := strconv.Atoi(v)
+	if err != nil || i < 0 {
 		return 0, false
 	}
 	return i, true
@@ -266,16 +266,4 @@ func outcome(idx []indexState, job jobFacts) (code int, reason, message string) 
 		}
 	}
 	return code, "", ""
-}
-
-// failedIndexes lists the indexes that ended other than passed, sorted.
-func failedIndexes(idx []indexState) []int {
-	var out []int
-	for _, s := range idx {
-		if s.failed() {
-			out = append(out, s.Index)
-		}
-	}
-	sort.Ints(out)
-	return out
 }

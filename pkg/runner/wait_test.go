@@ -460,3 +460,22 @@ func TestRecorderMultiPodReports(t *testing.T) {
 		t.Errorf("events %v, want %v", results, want)
 	}
 }
+
+func TestPodIndex(t *testing.T) {
+	for _, c := range []struct {
+		ann, label map[string]string
+		index      int
+		ok         bool
+	}{
+		{map[string]string{batchCompletionIndex: "3"}, nil, 3, true},
+		{nil, map[string]string{batchCompletionIndex: "12"}, 12, true},
+		{nil, nil, 0, false},
+		{map[string]string{batchCompletionIndex: "3x"}, nil, 0, false},
+		{map[string]string{batchCompletionIndex: "-1"}, nil, 0, false},
+	} {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: c.ann, Labels: c.label}}
+		if i, ok := podIndex(p); i != c.index || ok != c.ok {
+			t.Errorf("%v %v: %d %v, want %d %v", c.ann, c.label, i, ok, c.index, c.ok)
+		}
+	}
+}
