@@ -5,11 +5,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strconv"
+	"sync"
 	"time"
 
+	"github.com/testship/testship/pkg/testlog"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -195,4 +201,204 @@ func streamLogs(ctx context.Context, cs kubernetes.Interface, ns, pod string, fo
 	}
 	defer body.Close()
 	return r.read(body, final)
+}
+
+// output writes the lines of every pod of a run to WaitOptions.Out, whole
+// lines at a time (the pods' lines interleave, never mix), each prefixed
+// with its pod's index in a multi-pod run, and passes them to the
+// OnLine/OnPodLine hooks.
+type output struct {
+	mu     sync.Mutex
+	out    io.Writer
+	prefix func(index int) string // nil: no prefix (a single-pod run)
+	onLine func(line []byte)
+	onPod  func(index int, line []byte)
+	buf    []byte
+}
+
+// newOutput returns the output of a run of count pods; a multi-pod run's
+// lines are prefixed with "[i] ", the index right-aligned to the width of
+// the largest, and coloured when color is set (a terminal).
+func newOutput(wo WaitOptions, count int, multi bool) *output {
+	o := &output{out: wo.Out, onLine: wo.OnLine, onPod: wo.OnPodLine}
+	if multi {
+		o.prefix = indexPrefix(count, wo.Color)
+	}
+	return o
+}
+
+// indexColors are the ANSI colours that tell the pods apart (no red: that
+// says "failed").
+var indexColors = []int{36, 33, 35, 32, 34, 96, 93, 95, 92, 94}
+
+// indexPrefix returns the prefix function for a run of count pods.
+func indexPrefix(count int, color bool) func(int) string {
+	width := len(strconv.Itoa(max(count-1, 0)))
+	cache := map[int]string{}
+	return func(i int) string {
+		if p, ok := cache[i]; ok {
+			return p
+		}
+		p := fmt.Sprintf("[%*d] ", width, i)
+		if color {
+			p = fmt.Sprintf("\x1b[%dm[%*d]\x1b[0m ", indexColors[i%len(indexColors)], width, i)
+		}
+		cache[i] = p
+		return p
+	}
+}
+
+// line writes one line of pod index (its newline included, none at the
+// very end of the output).
+func (o *output) line(index int, line []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.buf = o.buf[:0]
+	if o.prefix != nil {
+		o.buf = append(o.buf, o.prefix(index)...)
+	}
+	o.buf = append(o.buf, line...)
+	if len(line) == 0 || line[len(line)-1] != '\n' {
+		o.buf = append(o.buf, '\n')
+	}
+	o.out.Write(o.buf)
+	if o.onLine != nil {
+		o.onLine(line)
+	}
+	if o.onPod != nil {
+		o.onPod(index, line)
+	}
+}
+
+// follower streams one pod's output to the run's output exactly once and
+// in order, across broken streams, until the pod's container has
+// terminated (then it settles the log: see settleLogs) or the pod is gone.
+// Everything it received is counted (Counter, for the entrypoint's record)
+// and read for test results (Summary).
+type follower struct {
+	ns, pod, runID string
+	index          int
+	uid            types.UID
+	log            io.Writer
+	multi          bool
+
+	resumer *lineResumer
+	counter *testlog.Counter
+	summary Summary
+
+	terminated chan struct{} // closed when the container terminated (or the pod is gone)
+	termOnce   sync.Once
+	done       chan error // the follower's end: nil when the log was read to its end
+	cancel     context.CancelFunc
+}
+
+func newFollower(ns, runID string, pod *corev1.Pod, index int, multi bool, out *output, log io.Writer, fromNow bool) *follower {
+	f := &follower{ns: ns, pod: pod.Name, runID: runID, index: index, uid: pod.UID, log: log, multi: multi,
+		counter: testlog.NewCounter(), terminated: make(chan struct{}), done: make(chan error, 1)}
+	f.resumer = &lineResumer{emit: func(line []byte) {
+		f.counter.Write(line)
+		f.summary.Observe(line)
+		out.line(index, line)
+	}, gap: func(from, to time.Time) {
+		fmt.Fprintf(log, "testship: WARNING: %soutput written between %s and %s is lost: the log stream broke and the kubelet no longer has those lines (it rotated the container log; raise the kubelet's containerLogMaxSize)\n",
+			f.who(), from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
+	}}
+	if fromNow {
+		f.resumer.lastTS = time.Now()
+	}
+	return f
+}
+
+// who names the pod in messages of a multi-pod run ("" in a single-pod run).
+func (f *follower) who() string {
+	if !f.multi {
+		return ""
+	}
+	return fmt.Sprintf("pod %s (index %d): ", f.pod, f.index)
+}
+
+// markTerminated tells the follower the container has terminated: it
+// settles the log and ends.
+func (f *follower) markTerminated() { f.termOnce.Do(func() { close(f.terminated) }) }
+
+func (f *follower) isTerminated() bool {
+	select {
+	case <-f.terminated:
+		return true
+	default:
+		return false
+	}
+}
+
+// start runs the follower in its own goroutine.
+func (f *follower) start(ctx context.Context, cs kubernetes.Interface) {
+	ctx, f.cancel = context.WithCancel(ctx)
+	go func() { f.done <- f.follow(ctx, cs) }()
+}
+
+// wait waits for the follower's end (once the log was read to its end,
+// after markTerminated, or after stop); its counts are then final.
+func (f *follower) wait() {
+	if f.cancel == nil {
+		return // ended and waited for already
+	}
+	<-f.done
+	f.cancel()
+	f.cancel = nil
+}
+
+// stop stops the follower where it is and waits for it.
+func (f *follower) stop() {
+	if f.cancel != nil {
+		f.cancel()
+	}
+	f.wait()
+}
+
+func (f *follower) follow(ctx context.Context, cs kubernetes.Interface) error {
+	broken := 0
+	for {
+		final := f.isTerminated()
+		seen := f.resumer.lines
+		var err error
+		if final {
+			err = settleLogs(ctx, cs, f.ns, f.pod, f.resumer)
+		} else {
+			err = streamLogs(ctx, cs, f.ns, f.pod, true, false, f.resumer)
+		}
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err == nil && final:
+			return nil
+		case apierrors.IsNotFound(err):
+			return nil // the pod is gone: what was shown is all there is
+		case err != nil:
+			// A broken stream: resume at once (after a short pause when
+			// it keeps breaking, e.g. while the kubelet restarts).
+			if f.resumer.lines > seen {
+				broken = 0 // it made progress
+			}
+			broken++
+			fmt.Fprintf(f.log, "testship: log stream of run %s broke (%s%v); resuming after line %d\n", f.runID, f.who(), err, f.resumer.lines)
+			if broken > 3 {
+				select {
+				case <-time.After(500 * time.Millisecond):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			continue
+		}
+		broken = 0
+		// The stream ended: the container exited, or the connection broke.
+		// Wait for the pod watch to say which (a broken stream is resumed
+		// after a second at most).
+		select {
+		case <-f.terminated:
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

@@ -5,6 +5,7 @@
 package probe
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -18,9 +19,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/testship/testship/pkg/testlog"
 )
 
 func TestMain(m *testing.M) {
+	var finish func(code int)
+	if os.Getenv("PROBE_RECORD") == "true" {
+		finish = recordOutput()
+	}
 	code := m.Run()
 	if s := os.Getenv("PROBE_EXIT_CODE"); s != "" {
 		code, _ = strconv.Atoi(s)
@@ -28,7 +35,89 @@ func TestMain(m *testing.M) {
 	}
 	// for the exit-to-local-exit benchmark
 	fmt.Printf("probe: exit-at %d\n", time.Now().UnixNano())
+	if finish != nil {
+		finish(code)
+	}
 	os.Exit(code)
+}
+
+// recordOutput plays testship's entrypoint for the runner's tests of
+// output verification (PROBE_RECORD=true): everything written to stdout
+// goes through a testlog.Counter, and finish writes the record to the
+// termination message. With PROBE_LOSE_LINES=N (at the index in
+// PROBE_LOSE_INDEX, when set) the record counts N lines that were never
+// written, as if the container runtime had dropped the output's tail.
+func recordOutput() (finish func(code int)) {
+	real := os.Stdout
+	r, w, err := os.Pipe()
+	if err != nil {
+		panic(err)
+	}
+	os.Stdout = w
+	counter := testlog.NewCounter()
+	var sum testlog.Summary
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		br := bufio.NewReader(r)
+		for {
+			line, err := br.ReadBytes('\n')
+			if len(line) > 0 {
+				real.Write(line)
+				counter.Write(line)
+				sum.Observe(line)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return func(code int) {
+		w.Close()
+		<-copied
+		os.Stdout = real
+		if n, _ := strconv.Atoi(os.Getenv("PROBE_LOSE_LINES")); n > 0 && (os.Getenv("PROBE_LOSE_INDEX") == "" || os.Getenv("PROBE_LOSE_INDEX") == os.Getenv("JOB_COMPLETION_INDEX")) {
+			for i := 0; i < n; i++ {
+				counter.Write([]byte(fmt.Sprintf("probe: a line the runtime dropped %d\n", i)))
+			}
+		}
+		rec := testlog.Record{Exit: code, Lines: counter.Lines(), Bytes: counter.Bytes(), SHA256: counter.Sum(),
+			Pass: len(sum.Passed), Fail: len(sum.Failed), Skip: len(sum.Skipped), Failed: sum.FailedTop()}
+		if err := os.WriteFile("/dev/termination-log", rec.Encode(), 0o644); err != nil {
+			fmt.Fprintf(os.Stderr, "probe: write the record: %v\n", err)
+		}
+	}
+}
+
+// TestShard is a shard (or copy) of an Indexed Job: it prints
+// PROBE_SHARD_LINES (default 200) numbered lines naming its index
+// (JOB_COMPLETION_INDEX), in bursts, runs a passing and a skipped subtest,
+// sleeps PROBE_SHARD_SLEEP at the index in PROBE_SLEEP_INDEX, and fails at
+// the indexes listed in PROBE_FAIL_INDEXES (comma-separated).
+func TestShard(t *testing.T) {
+	index := os.Getenv("JOB_COMPLETION_INDEX")
+	n, err := strconv.Atoi(os.Getenv("PROBE_SHARD_LINES"))
+	if err != nil {
+		n = 200
+	}
+	for i := 0; i < n; i++ {
+		fmt.Printf("shard %s line %04d\n", index, i)
+		if i%50 == 49 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Run("pass", func(t *testing.T) {})
+	t.Run("skip", func(t *testing.T) { t.Skip("probe: skipped in every shard") })
+	if d, err := time.ParseDuration(os.Getenv("PROBE_SHARD_SLEEP")); err == nil && os.Getenv("PROBE_SLEEP_INDEX") == index {
+		fmt.Printf("shard %s sleeping %s\n", index, d)
+		time.Sleep(d)
+	}
+	for _, f := range strings.Split(os.Getenv("PROBE_FAIL_INDEXES"), ",") {
+		if f == index {
+			t.Errorf("probe: shard %s fails on purpose", index)
+		}
+	}
+	fmt.Printf("shard %s done\n", index)
 }
 
 func TestPass(t *testing.T) { fmt.Println("probe: pass") }
