@@ -41,7 +41,7 @@ import (
 
 // images finds the images pushed by `go run magefile.go image:push` in this
 // checkout: the base (with the entrypoint) and the test image on it.
-func pushedImages(t *testing.T) *imagestate.State {
+func pushedImages(t testing.TB) *imagestate.State {
 	t.Helper()
 	e2e.Registry(t)
 	st, err := imagestate.Load(".testship")
@@ -59,7 +59,7 @@ var (
 // probeOnBase puts the runner's probe test binary (tests with known
 // behaviour) on the pushed base, as the pipeline's direct builder does, and
 // pushes it; it returns the reference pinned by digest.
-func probeOnBase(t *testing.T, st *imagestate.State) string {
+func probeOnBase(t testing.TB, st *imagestate.State) string {
 	t.Helper()
 	probeOnce.Do(func() {
 		_, bin := testimage.Test(t, e2e.Registry(t), "entry-probe-scratch", "./pkg/runner/testdata/probe")
@@ -112,7 +112,7 @@ type cluster struct {
 
 // newCluster makes a namespace entry-e2e-<random> enforcing the restricted
 // Pod Security Standard, deleted when the test ends.
-func newCluster(t *testing.T) *cluster {
+func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	rc, err := clientcmd.BuildConfigFromFlags("", e2e.Kubeconfig(t))
 	if err != nil {
@@ -194,7 +194,7 @@ func (c *cluster) waitTerminated(t *testing.T, ctx context.Context, pod string) 
 	return nil
 }
 
-func (c *cluster) log(t *testing.T, ctx context.Context, pod string, timestamps bool) string {
+func (c *cluster) log(t testing.TB, ctx context.Context, pod string, timestamps bool) string {
 	t.Helper()
 	b, err := c.cs.CoreV1().Pods(c.ns).GetLogs(pod, &corev1.PodLogOptions{Timestamps: timestamps}).DoRaw(ctx)
 	if err != nil {
@@ -205,7 +205,7 @@ func (c *cluster) log(t *testing.T, ctx context.Context, pod string, timestamps 
 
 // checkRecord parses the termination message and checks it against the
 // log the API returned and the container's exit code.
-func checkRecord(t *testing.T, term *corev1.ContainerStateTerminated, log string) testlog.Record {
+func checkRecord(t testing.TB, term *corev1.ContainerStateTerminated, log string) testlog.Record {
 	t.Helper()
 	rec, ok := testlog.ParseRecord(term.Message)
 	if !ok {
@@ -287,12 +287,47 @@ func TestEntrypointInPod(t *testing.T) {
 func TestSyncStartInCluster(t *testing.T) {
 	st := pushedImages(t)
 	c := newCluster(t)
-	probe := probeOnBase(t, st)
+	s := c.runCopies(t, probeOnBase(t, st), "copies", 3)
+	if s.release[0].Before(s.wait[2]) {
+		t.Fatalf("a copy started at %s, before the last copy waited (%s)", s.release[0], s.wait[2])
+	}
+	t.Logf("copies waiting from %s to %s (%s); released within %s of each other; first test lines within %s",
+		s.wait[0].Format(time.RFC3339Nano), s.wait[2].Format(time.RFC3339Nano), s.wait[2].Sub(s.wait[0]), spread(s.release), spread(s.test))
+}
+
+// BenchmarkSyncStart8 measures the spread of the first test line of 8
+// synchronised copies (issue #14: ≤ 1 s), of their release lines, and of
+// their arrival (the copies' "waiting" lines, for comparison).
+func BenchmarkSyncStart8(b *testing.B) {
+	st := pushedImages(b)
+	c := newCluster(b)
+	probe := probeOnBase(b, st)
+	var first, release, arrival time.Duration
+	for i := 0; i < b.N; i++ {
+		s := c.runCopies(b, probe, fmt.Sprintf("copies-%d", i), 8)
+		first += spread(s.test)
+		release += spread(s.release)
+		arrival += spread(s.wait)
+	}
+	b.ReportMetric(float64(first.Milliseconds())/float64(b.N), "first-line-spread-ms")
+	b.ReportMetric(float64(release.Milliseconds())/float64(b.N), "release-spread-ms")
+	b.ReportMetric(float64(arrival.Milliseconds())/float64(b.N), "arrival-spread-ms")
+}
+
+func spread(ts []time.Time) time.Duration { return ts[len(ts)-1].Sub(ts[0]) }
+
+// started is when the copies of one run waited, were released and began
+// their test (kubelet timestamps, each sorted).
+type started struct{ wait, release, test []time.Time }
+
+// runCopies runs n copies of the probe's TestPass as an Indexed Job with a
+// synchronised start, under a service account whose Role grants the rule
+// the run's Role needs (get, list, watch on the one Job), and checks each
+// pod's record against its log.
+func (c *cluster) runCopies(t testing.TB, probe, jobName string, n int) started {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	const jobName, n = "copies", 3
-
-	// The rule the run's Role needs for the synchronised start.
 	must(t, createSA(ctx, c, jobName))
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: jobName}, Spec: batchv1.JobSpec{
 		CompletionMode: ptr.To(batchv1.IndexedCompletion), Completions: ptr.To(int32(n)), Parallelism: ptr.To(int32(n)),
@@ -310,7 +345,7 @@ func TestSyncStartInCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	for ev := range w.ResultChan() {
-		if j, ok := ev.Object.(*batchv1.Job); ok && j.Status.Succeeded+j.Status.Failed >= n {
+		if j, ok := ev.Object.(*batchv1.Job); ok && int(j.Status.Succeeded+j.Status.Failed) >= n {
 			break
 		}
 	}
@@ -319,13 +354,13 @@ func TestSyncStartInCluster(t *testing.T) {
 	if err != nil || len(pods.Items) != n {
 		t.Fatalf("%d pods (%v)", len(pods.Items), err)
 	}
-	var waits, releases []time.Time
+	var s started
 	for _, p := range pods.Items {
 		log := c.log(t, ctx, p.Name, true)
 		plain := c.log(t, ctx, p.Name, false)
 		var term *corev1.ContainerStateTerminated
-		for _, s := range p.Status.ContainerStatuses {
-			term = s.State.Terminated
+		for _, cs := range p.Status.ContainerStatuses {
+			term = cs.State.Terminated
 		}
 		if term == nil {
 			t.Fatalf("pod %s has not ended: %+v", p.Name, p.Status)
@@ -334,19 +369,18 @@ func TestSyncStartInCluster(t *testing.T) {
 		if rec.Exit != 0 || rec.Pass != 1 {
 			t.Fatalf("pod %s: record %+v\nlog:\n%s", p.Name, rec, plain)
 		}
-		wait, release, test := stamp(log, "testship: waiting until all 3 copies"), stamp(log, "testship: all 3 copies running; starting"), stamp(log, "=== RUN")
+		wait := stamp(log, fmt.Sprintf("testship: waiting until all %d copies", n))
+		release := stamp(log, fmt.Sprintf("testship: all %d copies running; starting", n))
+		test := stamp(log, "=== RUN")
 		if wait.IsZero() || release.IsZero() || test.Before(release) {
 			t.Fatalf("pod %s: no wait, release and test in order:\n%s", p.Name, log)
 		}
-		waits, releases = append(waits, wait), append(releases, release)
+		s.wait, s.release, s.test = append(s.wait, wait), append(s.release, release), append(s.test, test)
 	}
-	sort.Slice(waits, func(i, j int) bool { return waits[i].Before(waits[j]) })
-	sort.Slice(releases, func(i, j int) bool { return releases[i].Before(releases[j]) })
-	if releases[0].Before(waits[n-1]) {
-		t.Fatalf("a copy started at %s, before the last copy waited (%s)", releases[0], waits[n-1])
+	for _, ts := range [][]time.Time{s.wait, s.release, s.test} {
+		sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
 	}
-	t.Logf("copies waiting from %s to %s (%s); released within %s of each other",
-		waits[0].Format(time.RFC3339Nano), waits[n-1].Format(time.RFC3339Nano), waits[n-1].Sub(waits[0]), releases[n-1].Sub(releases[0]))
+	return s
 }
 
 // stamp returns the kubelet timestamp of the first log line containing s.
@@ -380,7 +414,7 @@ func createSA(ctx context.Context, c *cluster, job string) error {
 	return err
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

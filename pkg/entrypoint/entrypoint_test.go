@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -289,5 +290,22 @@ func TestParse(t *testing.T) {
 	}
 	if o, _ := Parse(nil); o.Binary != testlog.TestBinaryPath || o.QuitAfter != DefaultQuitAfter {
 		t.Fatalf("defaults %+v", o)
+	}
+}
+
+// BenchmarkOutput is the entrypoint's cost per byte of test output:
+// copying, counting, digesting and parsing `go test -v`-like lines.
+func BenchmarkOutput(b *testing.B) {
+	var chunk bytes.Buffer
+	for i := 0; chunk.Len() < 32<<10; i++ {
+		fmt.Fprintf(&chunk, "    link_test.go:42: resolved code %d through the Service in 3ms\n", i)
+		if i%50 == 0 {
+			fmt.Fprintf(&chunk, "--- PASS: TestLink/sub%d (0.00s)\n", i)
+		}
+	}
+	o := newOutput(io.Discard)
+	b.SetBytes(int64(chunk.Len()))
+	for i := 0; i < b.N; i++ {
+		o.Write(chunk.Bytes())
 	}
 }
