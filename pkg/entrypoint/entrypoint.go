@@ -140,6 +140,10 @@ func Main(args []string) int {
 	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, Forwarded...)
+	// A broken stdout then fails writes instead of killing the entrypoint
+	// (Go's default for fd 1): the test still runs out and the record is
+	// written. Only the handler is set, so the binary keeps the default.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	o.Signals = sigs
 	return Run(context.Background(), o)
 }
