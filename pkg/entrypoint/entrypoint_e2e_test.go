@@ -52,57 +52,67 @@ func pushedImages(t testing.TB) *imagestate.State {
 }
 
 var (
-	probeOnce sync.Once
-	probeRef  string
+	onBaseMu   sync.Mutex
+	onBaseRefs = map[string]string{}
 )
 
 // probeOnBase puts the runner's probe test binary (tests with known
-// behaviour) on the pushed base, as the pipeline's direct builder does, and
-// pushes it; it returns the reference pinned by digest.
+// behaviour) on the pushed base; see onBase.
 func probeOnBase(t testing.TB, st *imagestate.State) string {
+	return onBase(t, st, "entry-probe", "./pkg/runner/testdata/probe")
+}
+
+// onBase compiles the test package pkg (`go test -c`) and puts it on the
+// pushed base at /testship/run, as the pipeline's direct builder does; it
+// pushes the image and returns its reference pinned by digest.
+func onBase(t testing.TB, st *imagestate.State, repo, pkg string) string {
 	t.Helper()
-	probeOnce.Do(func() {
-		_, bin := testimage.Test(t, e2e.Registry(t), "entry-probe-scratch", "./pkg/runner/testdata/probe")
-		data, err := os.ReadFile(bin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "testship/", Mode: 0o755, ModTime: time.Unix(0, 0)})
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "testship/run", Mode: 0o755, Size: int64(len(data)), ModTime: time.Unix(0, 0)})
-		tw.Write(data)
-		tw.Close()
-		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		baseRef, err := name.ParseReference(st.Base.Pinned(), name.Insecure)
-		if err != nil {
-			t.Fatal(err)
-		}
-		base, err := remote.Image(baseRef)
-		if err != nil {
-			t.Fatalf("read the pushed base %s: %v", baseRef, err)
-		}
-		img, err := image.Assemble(base, layer, "linux/amd64")
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, _ := img.Digest()
-		tag, err := name.NewTag(e2e.Registry(t)+"/testship-e2e/entry-probe:"+d.Hex[:16], name.Insecure)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(tag, img); err != nil {
-			t.Fatalf("push %s: %v", tag, err)
-		}
-		probeRef = tag.Context().String() + "@" + d.String()
-	})
-	if probeRef == "" {
-		t.Fatal("the probe image on the base was not pushed (see the first test's log)")
+	onBaseMu.Lock()
+	defer onBaseMu.Unlock()
+	if ref, ok := onBaseRefs[pkg]; ok {
+		return ref
 	}
-	return probeRef
+	_, bin := testimage.Test(t, e2e.Registry(t), repo+"-scratch", pkg)
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "testship/", Mode: 0o755, ModTime: time.Unix(0, 0)})
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "testship/run", Mode: 0o755, Size: int64(len(data)), ModTime: time.Unix(0, 0)})
+	tw.Write(data)
+	tw.Close()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseRef, err := name.ParseReference(st.Base.Pinned(), name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := remote.Image(baseRef)
+	if err != nil {
+		t.Fatalf("read the pushed base %s: %v", baseRef, err)
+	}
+	img, err := image.Assemble(base, layer, "linux/amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.NewTag(e2e.Registry(t)+"/testship-e2e/"+repo+":"+d.Hex[:16], name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(tag, img); err != nil {
+		t.Fatalf("push %s: %v", tag, err)
+	}
+	ref := tag.Context().String() + "@" + d.String()
+	onBaseRefs[pkg] = ref
+	return ref
 }
 
 type cluster struct {
@@ -268,6 +278,26 @@ func TestEntrypointInPod(t *testing.T) {
 		term, log := c.runPod(t, "sigterm", spec)
 		rec := checkRecord(t, term, log)
 		if rec.Exit != 143 || rec.Signal != "SIGTERM" || !strings.Contains(log, "testship: SIGTERM passed to the test") || !strings.Contains(log, "sleep 3\n") {
+			t.Fatalf("record %+v\nlog:\n%s", rec, log)
+		}
+	})
+
+	// A test that catches SIGTERM and stays stuck: SIGQUIT after the
+	// entrypoint's grace (2 s here, within the pod's 10 s) makes Go print
+	// every goroutine, the stuck one included, and exit 2; the record
+	// still reaches the API.
+	t.Run("sigquit after grace", func(t *testing.T) {
+		stuck := onBase(t, st, "entry-stuck", "./pkg/entrypoint/testdata/stuck")
+		spec := podSpec(stuck, []string{"-testship.quit-after=2s", "-test.v"})
+		spec.ActiveDeadlineSeconds = ptr.To(int64(4))
+		term, log := c.runPod(t, "sigquit", spec)
+		rec := checkRecord(t, term, log)
+		for _, want := range []string{"stuck: SIGTERM caught, still busy", "testship: the test is still running 2s after SIGTERM; sending SIGQUIT", "SIGQUIT: quit", "stuck.stuckInCleanup("} {
+			if !strings.Contains(log, want) {
+				t.Errorf("log lacks %q", want)
+			}
+		}
+		if rec.Exit != 2 || rec.Signal != "" {
 			t.Fatalf("record %+v\nlog:\n%s", rec, log)
 		}
 	})
