@@ -65,6 +65,9 @@ const (
 	// binary exited before the entrypoint stops reading it (a process the
 	// test started in the background may hold it open forever).
 	DefaultDrain = 2 * time.Second
+	// DrainMax bounds the reading after the exit to DrainMax×Drain even
+	// when such a process keeps writing.
+	DrainMax = 10
 )
 
 // FlagPrefix starts every entrypoint flag (given with one dash or two);
@@ -260,7 +263,17 @@ func (r *run) runBinary(args []string, pod Pod) int {
 	}
 	pw.Close() // the binary holds the write end now
 
-	var exited atomic.Bool
+	var exitedAt atomic.Int64 // unix nanoseconds, 0 while the binary runs
+	// After the exit: stop once the pipe is idle for Drain, and at the
+	// latest DrainMax×Drain after the exit (a background process that
+	// keeps writing).
+	drainDeadline := func() time.Time {
+		idle, latest := time.Now().Add(r.o.Drain), time.Unix(0, exitedAt.Load()).Add(DrainMax*r.o.Drain)
+		if latest.Before(idle) {
+			return latest
+		}
+		return idle
+	}
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -271,10 +284,10 @@ func (r *run) runBinary(args []string, pod Pod) int {
 				r.out.Write(buf[:n])
 			}
 			if err != nil {
-				return // EOF, or idle past the drain after the exit
+				return // EOF, or past the drain after the exit
 			}
-			if exited.Load() {
-				pr.SetReadDeadline(time.Now().Add(r.o.Drain))
+			if exitedAt.Load() != 0 {
+				pr.SetReadDeadline(drainDeadline())
 			}
 		}
 	}()
@@ -299,8 +312,8 @@ loop:
 			cmd.Process.Signal(syscall.SIGQUIT)
 		}
 	}
-	exited.Store(true)
-	pr.SetReadDeadline(time.Now().Add(r.o.Drain))
+	exitedAt.Store(time.Now().UnixNano())
+	pr.SetReadDeadline(drainDeadline())
 	<-copied
 
 	rec := testlog.Record{}

@@ -60,6 +60,19 @@ func fixture(mode string) {
 			panic(err)
 		}
 		fmt.Println("left a process holding stdout")
+	case "background-chatty":
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "ENTRYPOINT_FIXTURE=chatty")
+		cmd.Stdout = os.Stdout
+		if err := cmd.Start(); err != nil {
+			panic(err)
+		}
+		fmt.Println("left a process writing to stdout")
+	case "chatty":
+		for i := 0; i < 400; i++ {
+			fmt.Println("still here", i)
+			time.Sleep(50 * time.Millisecond)
+		}
 	case "sleep":
 		time.Sleep(20 * time.Second)
 	}
@@ -218,6 +231,17 @@ func TestBackgroundProcessDoesNotHoldTheEnd(t *testing.T) {
 	code, out, _ := fixtureRun(t, Options{Drain: 200 * time.Millisecond}, "background")
 	if code != 0 || !strings.Contains(out, "left a process holding stdout") {
 		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
+func TestBackgroundWriterDoesNotHoldTheEnd(t *testing.T) {
+	code, out, _ := fixtureRun(t, Options{Drain: 100 * time.Millisecond}, "background-chatty")
+	if code != 0 || !strings.Contains(out, "left a process writing to stdout") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	// Reading stopped while the process still wrote (it writes 400 lines).
+	if strings.Contains(out, "still here 399") {
+		t.Fatalf("the entrypoint waited for the background writer to finish:\n%s", out)
 	}
 }
 
