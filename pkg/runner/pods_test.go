@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 
 	"github.com/testship/testship/pkg/testlog"
@@ -506,5 +507,32 @@ func TestLogsMultiPod(t *testing.T) {
 	out.Reset()
 	if err := Logs(ctx, newFake(single, &sp), "ns1", "r2", &out); err != nil || out.String() != "fake logs\n" {
 		t.Errorf("single-pod logs %q, %v; want no prefix", out.String(), err)
+	}
+}
+
+// A multi-pod run is busy (an identical launch attaches) until every one
+// of its pods' tests has ended, not just the first.
+func TestRunBusyMultiPod(t *testing.T) {
+	ctx := context.Background()
+	job := BuildJob(shardOptions(), "r1")
+	job.Spec.Suspend = ptr.To(false)
+	for _, c := range []struct {
+		name string
+		pods []corev1.Pod
+		busy bool
+	}{
+		{"no pods yet", nil, true},
+		{"one of three ended, others not created", []corev1.Pod{indexPod(0, passed)}, true},
+		{"one of three still running", []corev1.Pod{indexPod(0, passed), indexPod(1, failed), indexPod(2, running)}, true},
+		{"all ended", []corev1.Pod{indexPod(0, passed), indexPod(1, failed), indexPod(2, passed)}, false},
+	} {
+		objs := []runtime.Object{job.DeepCopy()}
+		for i := range c.pods {
+			objs = append(objs, &c.pods[i])
+		}
+		busy, err := runBusy(ctx, newFake(objs...), "ns1", "r1")
+		if err != nil || busy != c.busy {
+			t.Errorf("%s: busy %t (%v), want %t", c.name, busy, err, c.busy)
+		}
 	}
 }
