@@ -53,10 +53,6 @@ const (
 	// AnnotationPodMode on a run's Job is its pods' mode (testlog.Mode*).
 	AnnotationPodMode = "testship.dev/pod-mode"
 
-	// LabelCompletionIndex (and the annotation of the same name) is the
-	// Indexed Job's completion index of a pod (set by Kubernetes).
-	LabelCompletionIndex = batchv1.JobCompletionIndexAnnotation
-
 	// ContainerName is the name of the test container in the pod.
 	ContainerName = "test"
 	// RunAsUser is the uid (and gid) the test runs as: the base image's
