@@ -1,0 +1,168 @@
+//go:build e2e
+
+package runner_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	batchv1 "k8s.io/api/batch/v1"
+
+	"github.com/testship/testship/internal/testimage"
+	"github.com/testship/testship/pkg/imageref"
+	"github.com/testship/testship/pkg/runner"
+	"github.com/testship/testship/pkg/testlog"
+)
+
+// The pods image with testship's entrypoint (cmd/testship-entrypoint,
+// as the base image has it) added at testlog.EntrypointPath: runs of it
+// use the Job's default command.
+var (
+	podsEntryOnce sync.Once
+	podsEntryRef  string
+)
+
+func podsEntryImage(t *testing.T) string {
+	t.Helper()
+	base := podsImage(t)
+	podsEntryOnce.Do(func() {
+		dir := t.TempDir()
+		bin := filepath.Join(dir, "entrypoint")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/testship-entrypoint")
+		cmd.Dir = testimage.RepoRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("build the entrypoint: %v\n%s", err, out)
+			return
+		}
+		data, err := os.ReadFile(bin)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(testlog.EntrypointPath, "/"), Mode: 0o755, Size: int64(len(data)), ModTime: time.Unix(0, 0)})
+		tw.Write(data)
+		tw.Close()
+		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		ref, err := name.ParseReference(base, name.Insecure)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		img, err := remote.Image(ref)
+		if err == nil {
+			img, err = mutate.AppendLayers(img, layer)
+		}
+		if err != nil {
+			t.Errorf("add the entrypoint to %s: %v", base, err)
+			return
+		}
+		tag, err := name.NewTag(ref.Context().String()+":entry", name.Insecure)
+		if err == nil {
+			err = remote.Write(tag, img)
+		}
+		if err == nil {
+			podsEntryRef, err = imageref.Resolve(context.Background(), tag.String())
+		}
+		if err != nil {
+			t.Errorf("push the pods image with the entrypoint: %v", err)
+		}
+	})
+	if podsEntryRef == "" {
+		t.Fatal("the pods image with the entrypoint was not built (see the first test's log)")
+	}
+	return podsEntryRef
+}
+
+// Through testship's entrypoint (the Job's default command): each shard
+// runs exactly its tests of the plan and leaves a record of its output as
+// the termination message; a synchronised start of copies gets through
+// (the entrypoint may watch its own Job with the run's Role, in a
+// namespace enforcing the restricted standard).
+func TestPodsThroughEntrypoint(t *testing.T) {
+	c := newPodsCluster(t)
+	ctx := context.Background()
+	image := podsEntryImage(t)
+
+	o := c.podsOptions(t, 3, testlog.ModeShard, "", nil)
+	o.Image, o.Command = image, nil
+	o.ShardPlan = [][]string{{"TestA", "TestIndex"}, {"TestB"}, {"TestC"}}
+	run, err := runner.Launch(ctx, c.cs, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, end := jobEnd(t, c, run.ID)
+	var logs bytes.Buffer
+	if err := runner.Logs(ctx, c.cs, c.ns, run.ID, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if end.Type != batchv1.JobComplete {
+		t.Fatalf("shard run ended %s %s: %s\n%s", end.Type, end.Reason, end.Message, logs.String())
+	}
+	for _, want := range []string{"[0] pods: A in 0\n", "[0] pods: index=0 count=3 mode=shard", "[1] pods: B in 1\n", "[2] pods: C in 2\n"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("run:logs lacks %q:\n%s", want, logs.String())
+		}
+	}
+	for _, not := range []string{"[1] pods: A", "[2] pods: A", "[0] pods: B", "[2] pods: B", "[0] pods: C", "[1] pods: C", "[1] pods: index=", "[2] pods: index="} {
+		if strings.Contains(logs.String(), not) {
+			t.Errorf("a test ran outside its shard (%q):\n%s", not, logs.String())
+		}
+	}
+	for i, p := range runPods(t, c, run.ID, 3) {
+		var msg string
+		for _, s := range p.Status.ContainerStatuses {
+			if s.State.Terminated != nil {
+				msg = s.State.Terminated.Message
+			}
+		}
+		rec, ok := testlog.ParseRecord(msg)
+		want := 1
+		if i == 0 {
+			want = 2
+		}
+		if !ok || rec.Exit != 0 || rec.Pass != want || rec.Lines == 0 {
+			t.Errorf("index %d: termination message %q (parsed %t), want a record of %d passed", i, msg, ok, want)
+		}
+	}
+
+	o = c.podsOptions(t, 3, testlog.ModeCopy, "^TestIndex$", nil)
+	o.Image, o.Command, o.SyncStart = image, nil, true
+	run, err = runner.Launch(ctx, c.cs, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, end = jobEnd(t, c, run.ID)
+	logs.Reset()
+	if err := runner.Logs(ctx, c.cs, c.ns, run.ID, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if end.Type != batchv1.JobComplete {
+		t.Fatalf("synchronised copies ended %s %s: %s\n%s", end.Type, end.Reason, end.Message, logs.String())
+	}
+	for _, want := range []string{"[0] pods: index=0 count=3 mode=copy", "[1] pods: index=1 count=3 mode=copy", "[2] pods: index=2 count=3 mode=copy", "sync=true"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("run:logs lacks %q:\n%s", want, logs.String())
+		}
+	}
+	t.Logf("synchronised copies:\n%s", logs.String())
+}
