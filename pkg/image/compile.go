@@ -27,8 +27,9 @@ func (e *CompileError) Error() string {
 // `go test -c` (the package's tests) over `go build` (a main package);
 // tags are build tags for both.
 // -trimpath and -buildvcs=false keep the binary, and so the image tag,
-// independent of the checkout's path and commit.
-func compile(ctx context.Context, pkg, out, goos, goarch, tags string, test bool) error {
+// independent of the checkout's path and commit. extra are more build
+// flags (e.g. -ldflags).
+func compile(ctx context.Context, pkg, out, goos, goarch, tags string, test bool, extra ...string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
@@ -39,6 +40,7 @@ func compile(ctx context.Context, pkg, out, goos, goarch, tags string, test bool
 	if tags != "" {
 		args = append(args, "-tags", tags)
 	}
+	args = append(args, extra...)
 	args = append(args, "-trimpath", "-buildvcs=false", "-o", out, pkg)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
