@@ -33,7 +33,8 @@ import (
 )
 
 // The pods image: pkg/runner/testdata/pods compiled with `go test -c`,
-// ENTRYPOINT /testship/run, pushed once per test process, pinned.
+// ENTRYPOINT /testship/run, testship's entrypoint beside it (testimage),
+// pushed once per test process, pinned.
 var (
 	podsOnce sync.Once
 	podsRef  string
@@ -80,10 +81,10 @@ func newPodsCluster(t *testing.T) *cluster {
 	return c
 }
 
-// podsOptions is a multi-pod run of the pods image. The image has no
-// entrypoint of testship's, so the container runs the test binary itself
-// (Options.Command): what the pods get from the Job is tested here, not
-// what the entrypoint makes of it.
+// podsOptions is a multi-pod run of the pods image whose container runs
+// the test binary itself (Options.Command), not testship's entrypoint:
+// what the pods get from the Job is tested here, not what the entrypoint
+// makes of it (that is TestPodsThroughEntrypoint's).
 func (c *cluster) podsOptions(t *testing.T, n int, mode, pattern string, env map[string]string) runner.Options {
 	return runner.Options{
 		Namespace: c.ns,

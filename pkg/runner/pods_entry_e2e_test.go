@@ -3,95 +3,16 @@
 package runner_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	batchv1 "k8s.io/api/batch/v1"
 
-	"github.com/testship/testship/internal/testimage"
-	"github.com/testship/testship/pkg/imageref"
 	"github.com/testship/testship/pkg/runner"
 	"github.com/testship/testship/pkg/testlog"
 )
-
-// The pods image with testship's entrypoint (cmd/testship-entrypoint,
-// as the base image has it) added at testlog.EntrypointPath: runs of it
-// use the Job's default command.
-var (
-	podsEntryOnce sync.Once
-	podsEntryRef  string
-)
-
-func podsEntryImage(t *testing.T) string {
-	t.Helper()
-	base := podsImage(t)
-	podsEntryOnce.Do(func() {
-		dir := t.TempDir()
-		bin := filepath.Join(dir, "entrypoint")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/testship-entrypoint")
-		cmd.Dir = testimage.RepoRoot(t)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("build the entrypoint: %v\n%s", err, out)
-			return
-		}
-		data, err := os.ReadFile(bin)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(testlog.EntrypointPath, "/"), Mode: 0o755, Size: int64(len(data)), ModTime: time.Unix(0, 0)})
-		tw.Write(data)
-		tw.Close()
-		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		ref, err := name.ParseReference(base, name.Insecure)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		img, err := remote.Image(ref)
-		if err == nil {
-			img, err = mutate.AppendLayers(img, layer)
-		}
-		if err != nil {
-			t.Errorf("add the entrypoint to %s: %v", base, err)
-			return
-		}
-		tag, err := name.NewTag(ref.Context().String()+":entry", name.Insecure)
-		if err == nil {
-			err = remote.Write(tag, img)
-		}
-		if err == nil {
-			podsEntryRef, err = imageref.Resolve(context.Background(), tag.String())
-		}
-		if err != nil {
-			t.Errorf("push the pods image with the entrypoint: %v", err)
-		}
-	})
-	if podsEntryRef == "" {
-		t.Fatal("the pods image with the entrypoint was not built (see the first test's log)")
-	}
-	return podsEntryRef
-}
 
 // Through testship's entrypoint (the Job's default command): each shard
 // runs exactly its tests of the plan and leaves a record of its output as
@@ -101,7 +22,7 @@ func podsEntryImage(t *testing.T) string {
 func TestPodsThroughEntrypoint(t *testing.T) {
 	c := newPodsCluster(t)
 	ctx := context.Background()
-	image := podsEntryImage(t)
+	image := podsImage(t) // testimage adds the entrypoint to test images
 
 	o := c.podsOptions(t, 3, testlog.ModeShard, "", nil)
 	o.Image, o.Command = image, nil
