@@ -5,11 +5,14 @@ package runner_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
 
+	"github.com/testship/testship/pkg/config"
+	"github.com/testship/testship/pkg/imagestate"
 	"github.com/testship/testship/pkg/runner"
 	"github.com/testship/testship/pkg/testlog"
 )
@@ -86,4 +89,46 @@ func TestPodsThroughEntrypoint(t *testing.T) {
 		}
 	}
 	t.Logf("synchronised copies:\n%s", logs.String())
+}
+
+// The test image image:push made (on the base image with the entrypoint,
+// as the image pipeline builds it), as synchronised copies: every pod's
+// entrypoint holds the start until all 3 run, and leaves its record.
+// Needs `go run magefile.go image:push` first (the images in
+// TESTSHIP_STATE_DIR).
+func TestPodsPushedTestImage(t *testing.T) {
+	st, err := imagestate.Load(config.Get(config.StateDir))
+	if err != nil || !st.Pushed || st.Test.Digest == "" {
+		t.Fatalf("no pushed test image (%v): run `go run magefile.go image:push` first", err)
+	}
+	c := newPodsCluster(t)
+	ctx := context.Background()
+	o := c.podsOptions(t, 3, testlog.ModeCopy, "^TestNothingMatchesThis$", nil)
+	o.Image, o.Command, o.SyncStart, o.Test = st.Test.Pinned(), nil, true, "pushed"
+	run, err := runner.Launch(ctx, c.cs, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, end := jobEnd(t, c, run.ID)
+	var logs bytes.Buffer
+	if err := runner.Logs(ctx, c.cs, c.ns, run.ID, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if end.Type != batchv1.JobComplete {
+		t.Fatalf("run of %s ended %s %s: %s\n%s", o.Image, end.Type, end.Reason, end.Message, logs.String())
+	}
+	for i, p := range runPods(t, c, run.ID, 3) {
+		if want := fmt.Sprintf("[%d] testship: all 3 copies running; starting\n", i); !strings.Contains(logs.String(), want) {
+			t.Errorf("run:logs lacks %q:\n%s", want, logs.String())
+		}
+		var msg string
+		for _, s := range p.Status.ContainerStatuses {
+			if s.State.Terminated != nil {
+				msg = s.State.Terminated.Message
+			}
+		}
+		if rec, ok := testlog.ParseRecord(msg); !ok || rec.Exit != 0 || rec.Lines == 0 {
+			t.Errorf("index %d: termination message %q, want the entrypoint's record of a pass", i, msg)
+		}
+	}
 }
