@@ -352,11 +352,11 @@ func indexPod(i int, st corev1.ContainerState) corev1.Pod {
 }
 
 var (
-	running   = corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
-	passed    = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}
-	failed    = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}
-	waiting   = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}
-	pullError = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "not found"}}
+	ctrRunning   = corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	ctrPassed    = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}
+	ctrFailed    = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}
+	ctrWaiting   = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}
+	ctrPullError = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "not found"}}
 )
 
 func TestDescribeIndexes(t *testing.T) {
@@ -385,28 +385,28 @@ func TestDescribeIndexes(t *testing.T) {
 		reason string
 	}{
 		{"not started", jobWith(nil), nil, "Pending", "0/4 succeeded, 4 pending", nil, ""},
-		{"starting", jobWith(nil), []corev1.Pod{indexPod(0, running), indexPod(1, waiting)}, "Running", "0/4 succeeded, 1 running, 3 pending", nil, ""},
+		{"starting", jobWith(nil), []corev1.Pod{indexPod(0, ctrRunning), indexPod(1, ctrWaiting)}, "Running", "0/4 succeeded, 1 running, 3 pending", nil, ""},
 		{"one failed, others running", jobWith(nil),
-			[]corev1.Pod{indexPod(0, passed), indexPod(1, running), indexPod(2, failed), indexPod(3, running)},
+			[]corev1.Pod{indexPod(0, ctrPassed), indexPod(1, ctrRunning), indexPod(2, ctrFailed), indexPod(3, ctrRunning)},
 			"Running", "1/4 succeeded, 1 failed (index 2), 2 running", ptr.To(1), ""},
 		{"all done, one failed", jobWith(failedCond(batchv1.JobReasonFailedIndexes)),
-			[]corev1.Pod{indexPod(3, passed), indexPod(0, passed), indexPod(2, failed), indexPod(1, passed)},
+			[]corev1.Pod{indexPod(3, ctrPassed), indexPod(0, ctrPassed), indexPod(2, ctrFailed), indexPod(1, ctrPassed)},
 			"Failed", "3/4 succeeded, 1 failed (index 2)", ptr.To(1), batchv1.JobReasonFailedIndexes},
 		{"all passed", jobWith(nil),
-			[]corev1.Pod{indexPod(0, passed), indexPod(1, passed), indexPod(2, passed), indexPod(3, passed)},
+			[]corev1.Pod{indexPod(0, ctrPassed), indexPod(1, ctrPassed), indexPod(2, ctrPassed), indexPod(3, ctrPassed)},
 			"Succeeded", "4/4 succeeded", ptr.To(0), ""},
 		{"pods gone, the Job knows", jobWith(func(j *batchv1.Job) {
 			j.Status.CompletedIndexes, j.Status.FailedIndexes = "0,2-3", ptr.To("1")
 			failedCond(batchv1.JobReasonFailedIndexes)(j)
 		}), nil, "Failed", "3/4 succeeded, 1 failed (index 1)", nil, batchv1.JobReasonFailedIndexes},
 		{"a fault on one index", jobWith(nil),
-			[]corev1.Pod{indexPod(0, running), indexPod(1, pullError), indexPod(2, running), indexPod(3, running)},
+			[]corev1.Pod{indexPod(0, ctrRunning), indexPod(1, ctrPullError), indexPod(2, ctrRunning), indexPod(3, ctrRunning)},
 			"Running", "0/4 succeeded, 1 failed (index 1), 3 running", nil, ReasonImagePull},
 		{"fail fast", jobWith(failedCond(batchv1.JobReasonMaxFailedIndexesExceeded)),
-			[]corev1.Pod{indexPod(0, running), indexPod(3, failed), indexPod(1, failed)},
+			[]corev1.Pod{indexPod(0, ctrRunning), indexPod(3, ctrFailed), indexPod(1, ctrFailed)},
 			"Failed", "0/4 succeeded, 2 failed (indexes 1, 3), 2 stopped", ptr.To(1), batchv1.JobReasonMaxFailedIndexesExceeded},
 		{"deadline, none failed", jobWith(failedCond(batchv1.JobReasonDeadlineExceeded)),
-			[]corev1.Pod{indexPod(0, passed), indexPod(1, running)},
+			[]corev1.Pod{indexPod(0, ctrPassed), indexPod(1, ctrRunning)},
 			"Failed", "1/4 succeeded, 3 stopped", nil, batchv1.JobReasonDeadlineExceeded},
 	} {
 		info := describe(c.job, c.pods)
@@ -428,7 +428,7 @@ func TestDescribeIndexes(t *testing.T) {
 			}
 		}
 	}
-	info := describe(jobWith(nil), []corev1.Pod{indexPod(0, running), indexPod(1, pullError), indexPod(2, running), indexPod(3, running)})
+	info := describe(jobWith(nil), []corev1.Pod{indexPod(0, ctrRunning), indexPod(1, ctrPullError), indexPod(2, ctrRunning), indexPod(3, ctrRunning)})
 	if !strings.HasPrefix(info.Message, "index 1: image ") {
 		t.Errorf("fault message %q does not name the index", info.Message)
 	}
@@ -451,16 +451,16 @@ func TestDescribeIndexes(t *testing.T) {
 // A replaced pod (same index, newer) stands for its index; pods with a
 // bad or out-of-range index are left out.
 func TestPodsByIndex(t *testing.T) {
-	old, cur := indexPod(1, failed), indexPod(1, running)
+	old, cur := indexPod(1, ctrFailed), indexPod(1, ctrRunning)
 	old.Name, cur.Name = "old", "cur"
 	old.CreationTimestamp, cur.CreationTimestamp = metav1.NewTime(time.Unix(100, 0)), metav1.NewTime(time.Unix(200, 0))
-	bad, far := indexPod(0, running), indexPod(5, running)
+	bad, far := indexPod(0, ctrRunning), indexPod(5, ctrRunning)
 	bad.Labels[batchv1.JobCompletionIndexAnnotation] = "x"
 	got := PodsByIndex([]corev1.Pod{cur, old, bad, far}, 3)
 	if len(got) != 1 || got[1].Name != "cur" {
 		t.Errorf("PodsByIndex = %v", got)
 	}
-	single := indexPod(0, running)
+	single := indexPod(0, ctrRunning)
 	delete(single.Labels, batchv1.JobCompletionIndexAnnotation)
 	if got := PodsByIndex([]corev1.Pod{single}, 1); got[0] == nil {
 		t.Error("the pod of a single-pod run is not index 0")
@@ -473,7 +473,7 @@ func TestPodsByIndex(t *testing.T) {
 	}
 }
 
-func TestIndexPrefix(t *testing.T) {
+func TestIndexPrefixWidths(t *testing.T) {
 	for _, c := range []struct {
 		i, n int
 		want string
@@ -490,7 +490,7 @@ func TestLogsMultiPod(t *testing.T) {
 	ctx := context.Background()
 	o := shardOptions()
 	job := BuildJob(o, "r1")
-	p2, p0 := indexPod(2, passed), indexPod(0, passed)
+	p2, p0 := indexPod(2, ctrPassed), indexPod(0, ctrPassed)
 	cs := newFake(job, &p2, &p0)
 	var out bytes.Buffer
 	if err := Logs(ctx, cs, "ns1", "r1", &out); err != nil {
@@ -501,7 +501,7 @@ func TestLogsMultiPod(t *testing.T) {
 		t.Errorf("logs:\n%s\nwant:\n%s", got, want)
 	}
 	single := BuildJob(testOptions(), "r2")
-	sp := indexPod(0, passed)
+	sp := indexPod(0, ctrPassed)
 	sp.Name, sp.Labels[LabelRunID] = "single", "r2"
 	delete(sp.Labels, batchv1.JobCompletionIndexAnnotation)
 	out.Reset()
@@ -522,9 +522,9 @@ func TestRunBusyMultiPod(t *testing.T) {
 		busy bool
 	}{
 		{"no pods yet", nil, true},
-		{"one of three ended, others not created", []corev1.Pod{indexPod(0, passed)}, true},
-		{"one of three still running", []corev1.Pod{indexPod(0, passed), indexPod(1, failed), indexPod(2, running)}, true},
-		{"all ended", []corev1.Pod{indexPod(0, passed), indexPod(1, failed), indexPod(2, passed)}, false},
+		{"one of three ended, others not created", []corev1.Pod{indexPod(0, ctrPassed)}, true},
+		{"one of three still running", []corev1.Pod{indexPod(0, ctrPassed), indexPod(1, ctrFailed), indexPod(2, ctrRunning)}, true},
+		{"all ended", []corev1.Pod{indexPod(0, ctrPassed), indexPod(1, ctrFailed), indexPod(2, ctrPassed)}, false},
 	} {
 		objs := []runtime.Object{job.DeepCopy()}
 		for i := range c.pods {
