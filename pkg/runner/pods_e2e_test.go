@@ -411,3 +411,59 @@ func TestPodsSyncStartIdentityAndCancel(t *testing.T) {
 	}
 	assertGone(t, c, run.ID)
 }
+
+// A pod deleted mid-run fails its index, once: no replacement pod is made
+// (backoffLimitPerIndex 0, podReplacementPolicy Failed), and the other
+// pods run to their end.
+func TestPodsDeletedPodFailsItsIndex(t *testing.T) {
+	c := newPodsCluster(t)
+	ctx := context.Background()
+	o := c.podsOptions(t, 3, testlog.ModeCopy, "^TestIndex$", map[string]string{"PODS_SLEEP": "15s"})
+	run, err := runner.Launch(ctx, c.cs, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim string
+	err = wait.PollUntilContextTimeout(ctx, 300*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		pods, err := c.cs.CoreV1().Pods(c.ns).List(ctx, metav1.ListOptions{LabelSelector: runner.LabelRunID + "=" + run.ID})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range runner.PodsByIndex(pods.Items, 3) {
+			if i, _ := runner.PodIndex(p); i == 1 && p.Status.Phase == corev1.PodRunning {
+				victim = p.Name
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("index 1 never ran: %v", err)
+	}
+	if err := c.cs.CoreV1().Pods(c.ns).Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	job, end := jobEnd(t, c, run.ID)
+	if end.Type != batchv1.JobFailed || end.Reason != batchv1.JobReasonFailedIndexes {
+		t.Errorf("Job ended %s (%s: %s), want Failed with reason %s", end.Type, end.Reason, end.Message, batchv1.JobReasonFailedIndexes)
+	}
+	if job.Status.CompletedIndexes != "0,2" || job.Status.FailedIndexes == nil || *job.Status.FailedIndexes != "1" {
+		t.Errorf("completedIndexes %q failedIndexes %v, want 0,2 and 1", job.Status.CompletedIndexes, job.Status.FailedIndexes)
+	}
+	pods, err := c.cs.CoreV1().Pods(c.ns).List(ctx, metav1.ListOptions{LabelSelector: runner.LabelRunID + "=" + run.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if i, _ := runner.PodIndex(&p); i == 1 && p.Name != victim {
+			t.Errorf("index 1 got a replacement pod %s", p.Name)
+		}
+	}
+	info, err := runner.Status(ctx, c.cs, c.ns, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != "Failed" || !strings.HasPrefix(info.Counts, "2/3 succeeded, 1 failed (index 1)") {
+		t.Errorf("status = %+v (counts %q)", info, info.Counts)
+	}
+}
