@@ -1,7 +1,9 @@
 // Package testimage builds small images for end-to-end tests without a
 // Docker Engine: a static Go binary at /testship/run (the layout of the
-// image pipeline's images), a writable /tmp, user 65532, pushed to the local
-// registry with go-containerregistry.
+// image pipeline's images) and, in test images, testship's entrypoint at
+// /testship/entrypoint (as the base image has it: the runner's Job starts
+// it), a writable /tmp, user 65532, pushed to the local registry with
+// go-containerregistry.
 package testimage
 
 import (
@@ -14,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,12 +43,44 @@ func RepoRoot(t testing.TB) string {
 // reference.
 func Main(t testing.TB, registry, repo, pkg string) string {
 	t.Helper()
-	return build(t, registry, repo, []string{"build", "-trimpath", "-o"}, pkg, nil)
+	return build(t, registry, repo, []string{"build", "-trimpath", "-o"}, pkg, nil, nil)
+}
+
+// EntrypointPackage is testship's entrypoint, which test images carry at
+// /testship/entrypoint.
+const EntrypointPackage = "./cmd/testship-entrypoint"
+
+// entrypoint compiles testship's entrypoint once per test process.
+var entrypoint struct {
+	sync.Mutex
+	bin []byte
+}
+
+func entrypointBinary(t testing.TB) []byte {
+	t.Helper()
+	entrypoint.Lock()
+	defer entrypoint.Unlock()
+	if entrypoint.bin == nil {
+		bin := filepath.Join(t.TempDir(), "entrypoint")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, EntrypointPackage)
+		cmd.Dir = RepoRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("testimage: build the entrypoint %s: %v\n%s", EntrypointPackage, err, out)
+		}
+		data, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entrypoint.bin = data
+	}
+	return entrypoint.bin
 }
 
 // Test compiles the test package pkg with `go test -c` (and the given build
-// tags) into an image whose entrypoint is the test binary; it also returns
-// the binary's path on the host.
+// tags) into an image whose entrypoint is the test binary, with testship's
+// entrypoint at /testship/entrypoint beside it; it also returns the
+// binary's path on the host.
 func Test(t testing.TB, registry, repo, pkg string, tags ...string) (ref, binary string) {
 	t.Helper()
 	args := []string{"test", "-c", "-trimpath"}
@@ -54,11 +89,11 @@ func Test(t testing.TB, registry, repo, pkg string, tags ...string) (ref, binary
 	}
 	args = append(args, "-o")
 	var bin string
-	ref = build(t, registry, repo, args, pkg, &bin)
+	ref = build(t, registry, repo, args, pkg, &bin, entrypointBinary(t))
 	return ref, bin
 }
 
-func build(t testing.TB, registry, repo string, args []string, pkg string, binOut *string) string {
+func build(t testing.TB, registry, repo string, args []string, pkg string, binOut *string, entry []byte) string {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "run")
@@ -77,7 +112,7 @@ func build(t testing.TB, registry, repo string, args []string, pkg string, binOu
 	if err != nil {
 		t.Fatal(err)
 	}
-	layerTar := layer(data)
+	layerTar := layer(data, entry)
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerTar)), nil })
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +139,7 @@ func build(t testing.TB, registry, repo string, args []string, pkg string, binOu
 	return ref.String()
 }
 
-func layer(bin []byte) []byte {
+func layer(bin, entry []byte) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	epoch := time.Unix(0, 0)
@@ -112,6 +147,10 @@ func layer(bin []byte) []byte {
 	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "tmp/", Mode: 0o1777, ModTime: epoch})
 	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "testship/run", Mode: 0o755, Size: int64(len(bin)), ModTime: epoch})
 	tw.Write(bin)
+	if entry != nil {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "testship/entrypoint", Mode: 0o755, Size: int64(len(entry)), ModTime: epoch})
+		tw.Write(entry)
+	}
 	tw.Close()
 	return buf.Bytes()
 }

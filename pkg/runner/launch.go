@@ -19,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/testship/testship/pkg/testlog"
 )
 
 // Run is a launched (or found) remote run.
@@ -29,6 +31,11 @@ type Run struct {
 	// Attached is true when Launch found the same test already running and
 	// returned that run instead of starting a new one.
 	Attached bool
+	// Pods is the number of pods of the run (1 for a single-pod run, the
+	// Indexed Job's completions otherwise) and Mode their mode
+	// (testlog.ModeSingle, ModeShard or ModeCopy).
+	Pods int
+	Mode string
 }
 
 // JobName is the name of the run's Job.
@@ -70,6 +77,9 @@ func Launch(ctx context.Context, cs kubernetes.Interface, o Options, out io.Writ
 	if err := CheckReserved(o); err != nil {
 		return nil, err
 	}
+	if err := CheckPods(o); err != nil {
+		return nil, err
+	}
 	id := o.RunID
 	if id == "" {
 		id = NewRunID()
@@ -105,7 +115,9 @@ func Launch(ctx context.Context, cs kubernetes.Interface, o Options, out io.Writ
 			}
 			_, _ = abandon(nil)
 			fmt.Fprintf(out, "testship: run %s of the same test, image, variables and rules is still running in namespace %s: attaching to it (TESTSHIP_NEW_RUN=true starts another)\n", holder, o.Namespace)
-			return &Run{ID: holder, Namespace: o.Namespace, Job: held, Attached: true}, nil
+			run := RunOf(held)
+			run.ID, run.Attached = holder, true
+			return run, nil
 		}
 		if err := step(stepLease); err != nil {
 			return nil, err
@@ -125,14 +137,35 @@ func Launch(ctx context.Context, cs kubernetes.Interface, o Options, out io.Writ
 	if err := step(stepResumed); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "testship: started run %s: Job %s/%s, image %s%s\n", id, o.Namespace, job.Name, o.Image, patternNote(o.Pattern))
+	fmt.Fprintf(out, "testship: started run %s: Job %s/%s, image %s%s%s\n", id, o.Namespace, job.Name, o.Image, patternNote(o.Pattern), podsNote(o))
 	if len(o.Env) > 0 {
 		fmt.Fprintf(out, "testship: forwarded variables: %s\n", strings.Join(sortedKeys(o.Env), ", "))
 	}
 	if len(o.Secrets) > 0 {
 		fmt.Fprintf(out, "testship: secret variables (values in Secret %s): %s\n", SecretName(id), strings.Join(sortedKeys(o.Secrets), ", "))
 	}
-	return &Run{ID: id, Namespace: o.Namespace, Job: job}, nil
+	run := RunOf(job)
+	run.ID = id
+	return run, nil
+}
+
+// podsNote describes a multi-pod run for the start message.
+func podsNote(o Options) string {
+	n := o.PodCount()
+	if n == 1 {
+		return ""
+	}
+	what := fmt.Sprintf(", %d shards", n)
+	if o.PodMode() == testlog.ModeCopy {
+		what = fmt.Sprintf(", %d copies", n)
+	}
+	if o.SyncStart {
+		what += " starting together"
+	}
+	if o.FailFast {
+		what += ", fail-fast"
+	}
+	return what
 }
 
 func step(name string) error {
@@ -367,15 +400,16 @@ func runBusy(ctx context.Context, cs kubernetes.Interface, ns, id string) (bool,
 	if ptr.Deref(job.Spec.Suspend, false) {
 		return time.Since(job.CreationTimestamp.Time) < setupGrace, nil
 	}
-	ended, err := testEnded(ctx, cs, ns, id)
+	ended, err := testEnded(ctx, cs, ns, id, RunOf(job).Pods)
 	return !ended, err
 }
 
-// testEnded reports whether the run's test container has terminated.
-func testEnded(ctx context.Context, cs kubernetes.Interface, ns, id string) (bool, error) {
+// testEnded reports whether the test containers of all the run's pods
+// (count of them, one per index) have terminated.
+func testEnded(ctx context.Context, cs kubernetes.Interface, ns, id string, count int) (bool, error) {
 	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(labels.Set{LabelRunID: id}).String()})
 	if err != nil {
-		return false, fmt.Errorf("runner: read the pod of run %s: %w", id, err)
+		return false, fmt.Errorf("runner: read the pods of run %s: %w", id, err)
 	}
 	for i := range pods.Items {
 		f := classify(&pods.Items[i], false, time.Now(), time.Hour)
@@ -383,7 +417,7 @@ func testEnded(ctx context.Context, cs kubernetes.Interface, ns, id string) (boo
 			return false, nil
 		}
 	}
-	return len(pods.Items) > 0, nil
+	return len(pods.Items) >= max(count, 1), nil
 }
 
 // jobFinished reports whether the Job has a Complete or Failed condition

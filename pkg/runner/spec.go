@@ -1,8 +1,10 @@
 // Package runner runs a Go test binary in a Kubernetes cluster as a Job (the
 // remote runner), follows it to the end and reports its exit code.
 //
-// A run is one Job, one pod, one container: the test image's entrypoint (the
-// `go test -c` binary) with -test.v, -test.run and -test.timeout. The pod
+// A run is one Job of one pod, or an Indexed Job of several (shards that
+// split the tests, or copies that each run them all), each pod one
+// container: testship's entrypoint (testlog.EntrypointPath), which runs the
+// `go test -c` binary with -test.v, -test.run and -test.timeout. The pod
 // gets the caller's TEST_* variables with the prefix removed, the secrets
 // through a Kubernetes Secret, and its own ServiceAccount whose namespaced
 // Role lets the in-test library find the environment (and read no Secret).
@@ -18,6 +20,7 @@ import (
 	"github.com/testship/testship/pkg/kube"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +31,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/testship/testship/pkg/config"
+	"github.com/testship/testship/pkg/testlog"
 )
 
 // Labels and annotations testship puts on what it creates.
@@ -46,6 +50,8 @@ const (
 	AnnotationTest    = "testship.dev/test"
 	AnnotationEnv     = "testship.dev/forwarded-env"
 	AnnotationSecrets = "testship.dev/secret-env"
+	// AnnotationPodMode on a run's Job is its pods' mode (testlog.Mode*).
+	AnnotationPodMode = "testship.dev/pod-mode"
 
 	// ContainerName is the name of the test container in the pod.
 	ContainerName = "test"
@@ -107,6 +113,104 @@ type Options struct {
 	NewRun bool
 	// RunID is the id of the new run; empty generates one.
 	RunID string
+
+	// Pods is the number of pods of the run: 0 or 1 is a single-pod run;
+	// more is one Indexed Job of that many pods (completions = parallelism
+	// = Pods), each told its index, the count and Mode (testlog.Env*).
+	Pods int
+	// Mode says what the pods of a multi-pod run do: testlog.ModeShard
+	// (each runs its index's share of the tests, ShardPlan) or
+	// testlog.ModeCopy (each runs the same tests). A single-pod run is
+	// testlog.ModeSingle whatever Mode says.
+	Mode string
+	// ShardPlan holds, per index, the top-level test names the shard runs
+	// (Mode shard: one entry per pod, none empty, no test twice).
+	ShardPlan [][]string
+	// SyncStart holds every pod's test until all Pods pods are running
+	// (the entrypoint watches the Job's status.ready; the run's Role then
+	// reads its own Job).
+	SyncStart bool
+	// FailFast ends the whole run at the first failed index; by default a
+	// failing shard or copy does not stop the others.
+	FailFast bool
+	// Spread places a multi-pod run's pods on distinct nodes by
+	// kubernetes.io/hostname: SpreadSoft (the default when empty),
+	// SpreadHard or SpreadNone.
+	Spread string
+	// Command replaces the container's command, [testlog.EntrypointPath]
+	// (testship's entrypoint, which runs testlog.TestBinaryPath with the
+	// arguments and leaves the output record as the termination message).
+	// For images without the entrypoint, e.g. [testlog.TestBinaryPath];
+	// it counts in the run key.
+	Command []string
+}
+
+// Topology spread of a multi-pod run's pods over nodes (Options.Spread).
+const (
+	SpreadSoft = "soft" // ScheduleAnyway: spread when there is room
+	SpreadHard = "hard" // DoNotSchedule: at most one pod more on any node
+	SpreadNone = "none" // no constraint
+)
+
+// MaxPods bounds Options.Pods (the Indexed Job's completions).
+const MaxPods = 1000
+
+// PodCount is the number of pods of the run (at least 1).
+func (o Options) PodCount() int {
+	if o.Pods < 1 {
+		return 1
+	}
+	return o.Pods
+}
+
+// PodMode is the pods' mode (testlog.EnvMode): testlog.ModeSingle for a
+// single-pod run, else Mode.
+func (o Options) PodMode() string {
+	if o.PodCount() == 1 {
+		return testlog.ModeSingle
+	}
+	return o.Mode
+}
+
+// CheckPods returns an error naming what is wrong with the multi-pod
+// options (count, mode, shard plan, spread) and what would be right.
+func CheckPods(o Options) error {
+	if o.Pods < 0 || o.Pods > MaxPods {
+		return fmt.Errorf("runner: %d pods: want 1 to %d", o.Pods, MaxPods)
+	}
+	switch o.Spread {
+	case "", SpreadSoft, SpreadHard, SpreadNone:
+	default:
+		return fmt.Errorf("runner: spread %q: want %s (the default), %s or %s", o.Spread, SpreadSoft, SpreadHard, SpreadNone)
+	}
+	if o.PodCount() == 1 {
+		return nil
+	}
+	switch o.Mode {
+	case testlog.ModeCopy:
+		if len(o.ShardPlan) > 0 {
+			return fmt.Errorf("runner: a shard plan for a run of %d copies: copies run the same tests (mode %s takes a plan)", o.Pods, testlog.ModeShard)
+		}
+	case testlog.ModeShard:
+		if len(o.ShardPlan) != o.Pods {
+			return fmt.Errorf("runner: a shard plan of %d shards for %d pods: want one list of tests per pod", len(o.ShardPlan), o.Pods)
+		}
+		seen := map[string]int{}
+		for i, tests := range o.ShardPlan {
+			if len(tests) == 0 {
+				return fmt.Errorf("runner: shard %d of %d has no tests: run fewer shards", i, o.Pods)
+			}
+			for _, name := range tests {
+				if j, dup := seen[name]; dup {
+					return fmt.Errorf("runner: test %s is in shards %d and %d: every test runs in exactly one shard", name, j, i)
+				}
+				seen[name] = i
+			}
+		}
+	default:
+		return fmt.Errorf("runner: pod mode %q for a run of %d pods: want %s (split the tests) or %s (run them in every pod)", o.Mode, o.Pods, testlog.ModeShard, testlog.ModeCopy)
+	}
+	return nil
 }
 
 // FromConfig fills the options the run variables decide.
@@ -182,8 +286,9 @@ func imageLabel(image string) string {
 
 // RunKey identifies a launch: runs with equal keys attach to each other.
 // It covers the image (by digest), the test, the pattern, the arguments,
-// the forwarded variables' names and values, the secrets and the extra
-// rules, so only a truly identical launch attaches; values enter only
+// the forwarded variables' names and values, the secrets, the extra
+// rules and what the pods run (count, mode, shard plan, synchronised
+// start, fail-fast, command; not the spread), so only a truly identical launch attaches; values enter only
 // through a hash. The environment description does not count: the same
 // test against a redeployed environment is the same run.
 func RunKey(o Options) string {
@@ -204,6 +309,14 @@ func RunKey(o Options) string {
 	}
 	rules, _ := json.Marshal(o.Rules)
 	field(string(rules))
+	// What the pods run: absent for a plain single-pod run, so its key is
+	// what it always was.
+	if o.PodCount() > 1 || o.SyncStart || o.FailFast || len(o.Command) > 0 {
+		plan, _ := json.Marshal(o.shardPlan())
+		field(fmt.Sprintf("pods=%d mode=%s sync=%t failfast=%t", o.PodCount(), o.PodMode(), o.SyncStart, o.FailFast))
+		field(string(plan))
+		field(strings.Join(o.Command, "\x00"))
+	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
@@ -280,7 +393,9 @@ func sortedKeys(m map[string]string) []string {
 // variable, and TESTSHIP_ENVIRONMENT, is a secretKeyRef into
 // SecretName(runID). A forwarded or secret variable that is Reserved is left
 // out (Launch refuses such options before this). The pod passes the
-// restricted Pod Security Standard.
+// restricted Pod Security Standard. A single-pod run is a NonIndexed Job
+// of one completion and no retry; a multi-pod run (o.Pods > 1) an Indexed
+// one (see indexed).
 func BuildJob(o Options, runID string) *batchv1.Job {
 	labels := runLabels(o, runID)
 	ttl := o.TTL
@@ -293,6 +408,7 @@ func BuildJob(o Options, runID string) *batchv1.Job {
 		AnnotationTest:    o.Test,
 		AnnotationEnv:     strings.Join(sortedKeys(o.Env), ","),
 		AnnotationSecrets: strings.Join(sortedKeys(o.Secrets), ","),
+		AnnotationPodMode: o.PodMode(),
 	}
 	podAnnotations := map[string]string{}
 	if o.DoNotEvict {
@@ -313,6 +429,7 @@ func BuildJob(o Options, runID string) *batchv1.Job {
 		{Name: EnvRunID, Value: runID},
 		fromSecret(EnvEnvironment),
 	}
+	env = append(env, podEnv(o, runID)...)
 	for _, k := range sortedKeys(o.Env) {
 		if config.Reserved(k) && !passThrough[k] {
 			continue // where and how it runs is not the caller's to say
@@ -330,7 +447,11 @@ func BuildJob(o Options, runID string) *batchv1.Job {
 	if o.Timeout > 0 {
 		deadline = ptr.To(int64((o.Timeout + DeadlineMargin).Seconds()))
 	}
-	return &batchv1.Job{
+	command := o.Command
+	if len(command) == 0 {
+		command = []string{testlog.EntrypointPath}
+	}
+	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        JobName(runID),
 			Namespace:   o.Namespace,
@@ -364,6 +485,7 @@ func BuildJob(o Options, runID string) *batchv1.Job {
 						Name:                     ContainerName,
 						Image:                    o.Image,
 						ImagePullPolicy:          corev1.PullIfNotPresent,
+						Command:                  command,
 						Args:                     o.args(),
 						Env:                      env,
 						Resources:                o.Resources,
@@ -381,6 +503,81 @@ func BuildJob(o Options, runID string) *batchv1.Job {
 			},
 		},
 	}
+	if n := o.PodCount(); n > 1 {
+		indexed(&job.Spec, o, labels)
+	}
+	return job
+}
+
+// indexed makes spec the Indexed Job of a multi-pod run: n completions
+// run at once, one pod per index. Each index has its own backoff limit
+// of 0, so one failing shard or copy does not stop the others (a global
+// backoffLimit of 0 would); with FailFast, maxFailedIndexes 0 ends the
+// Job, and its other pods, at the first failed index. A replacement pod
+// (none is made with a per-index limit of 0) would start only once the
+// one it replaces has terminated. The pods spread over nodes as o.Spread
+// says, counted by the run's label.
+func indexed(spec *batchv1.JobSpec, o Options, labels map[string]string) {
+	n := int32(o.PodCount())
+	spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+	spec.Completions, spec.Parallelism = ptr.To(n), ptr.To(n)
+	spec.BackoffLimit = nil // with backoffLimitPerIndex, the API server's default: no global limit
+	spec.BackoffLimitPerIndex = ptr.To(int32(0))
+	if o.FailFast {
+		spec.MaxFailedIndexes = ptr.To(int32(0))
+	}
+	spec.PodReplacementPolicy = ptr.To(batchv1.Failed)
+	var when corev1.UnsatisfiableConstraintAction
+	switch o.Spread {
+	case SpreadNone:
+		return
+	case SpreadHard:
+		when = corev1.DoNotSchedule
+	default:
+		when = corev1.ScheduleAnyway
+	}
+	spec.Template.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{
+		MaxSkew:           1,
+		TopologyKey:       corev1.LabelHostname,
+		WhenUnsatisfiable: when,
+		LabelSelector:     &metav1.LabelSelector{MatchLabels: map[string]string{LabelRunID: labels[LabelRunID]}},
+	}}
+}
+
+// podEnv is what tells the entrypoint and the test where the pod stands
+// in its run (testlog.Env*): its index (the completion index, through the
+// downward API, in a multi-pod run; 0 otherwise), the count, the mode, the
+// shard plan, the synchronised start and the Job's name.
+func podEnv(o Options, runID string) []corev1.EnvVar {
+	index := corev1.EnvVar{Name: testlog.EnvIndex, Value: "0"}
+	if o.PodCount() > 1 {
+		index = corev1.EnvVar{Name: testlog.EnvIndex, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
+			FieldPath: "metadata.annotations['" + batchv1.JobCompletionIndexAnnotation + "']",
+		}}}
+	}
+	env := []corev1.EnvVar{
+		index,
+		{Name: testlog.EnvCount, Value: strconv.Itoa(o.PodCount())},
+		{Name: testlog.EnvMode, Value: o.PodMode()},
+		{Name: testlog.EnvJobName, Value: JobName(runID)},
+	}
+	if plan := o.shardPlan(); plan != nil {
+		raw, _ := json.Marshal(plan)
+		env = append(env, corev1.EnvVar{Name: testlog.EnvShardPlan, Value: string(raw)})
+	}
+	if o.SyncStart {
+		env = append(env, corev1.EnvVar{Name: testlog.EnvSyncStart, Value: "true"})
+	}
+	return env
+}
+
+// shardPlan is the plan the pods get: o.ShardPlan in a multi-pod shard
+// run, nil otherwise.
+func (o Options) shardPlan() [][]string {
+	if o.PodMode() != testlog.ModeShard {
+		return nil
+	}
+	return o.ShardPlan
 }
 
 // BuildSecret returns the Secret holding the run's secret variables and
@@ -416,12 +613,20 @@ var baseRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}, Verbs: []string{"get", "list", "watch"}},
 }
 
+// syncStartRule lets a run with a synchronised start read its own Job
+// (the entrypoint watches its status.ready, with a field selector on its
+// name) and no other.
+func syncStartRule(runID string) rbacv1.PolicyRule {
+	return rbacv1.PolicyRule{APIGroups: []string{batchv1.GroupName}, Resources: []string{"jobs"}, ResourceNames: []string{JobName(runID)}, Verbs: []string{"get", "list", "watch"}}
+}
+
 // IdentityName is the name of a run's ServiceAccount, Role and
 // RoleBinding: its Job's.
 func IdentityName(runID string) string { return JobName(runID) }
 
 // BuildRBAC returns the run's own ServiceAccount, Role and RoleBinding:
-// namespaced read rights (baseRules) plus o.Rules. Launch makes them owned
+// namespaced read rights (baseRules), read access to its own Job with
+// o.SyncStart, plus o.Rules. Launch makes them owned
 // by the run's Job.
 func BuildRBAC(o Options, runID string) (*corev1.ServiceAccount, *rbacv1.Role, *rbacv1.RoleBinding) {
 	name := IdentityName(runID)
@@ -429,6 +634,9 @@ func BuildRBAC(o Options, runID string) (*corev1.ServiceAccount, *rbacv1.Role, *
 		return metav1.ObjectMeta{Name: name, Namespace: o.Namespace, Labels: runLabels(o, runID)}
 	}
 	rules := append([]rbacv1.PolicyRule{}, baseRules...)
+	if o.SyncStart {
+		rules = append(rules, syncStartRule(runID))
+	}
 	rules = append(rules, o.Rules...)
 	sa := &corev1.ServiceAccount{ObjectMeta: meta(), AutomountServiceAccountToken: ptr.To(false)}
 	role := &rbacv1.Role{ObjectMeta: meta(), Rules: rules}
