@@ -107,8 +107,9 @@ type decision struct {
 	NeedJob bool
 }
 
-// podIndex reads a pod's completion index; ok is false when it has none.
-func podIndex(pod *corev1.Pod) (int, bool) {
+// PodIndex reads a pod's completion index (annotation, or label, of an
+// Indexed Job); ok is false when it has none or it is not a number.
+func PodIndex(pod *corev1.Pod) (int, bool) {
 	v, ok := pod.Annotations[batchCompletionIndex]
 	if !ok {
 		v, ok = pod.Labels[batchCompletionIndex]

@@ -239,7 +239,7 @@ func indexPrefix(count int, color bool) func(int) string {
 		if p, ok := cache[i]; ok {
 			return p
 		}
-		p := fmt.Sprintf("[%*d] ", width, i)
+		p := IndexPrefix(i, count)
 		if color {
 			p = fmt.Sprintf("\x1b[%dm[%*d]\x1b[0m ", indexColors[i%len(indexColors)], width, i)
 		}

@@ -9,30 +9,18 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// PodIndex is a pod's index in its run: the Indexed Job's completion index
-// (label or annotation batch.kubernetes.io/job-completion-index), 0 for
-// the pod of a single-pod run; ok is false when the pod carries an index
-// that is not a number.
-func PodIndex(pod *corev1.Pod) (i int, ok bool) {
-	v, set := pod.Labels[batchv1.JobCompletionIndexAnnotation]
-	if !set {
-		v, set = pod.Annotations[batchv1.JobCompletionIndexAnnotation]
-	}
-	if !set {
-		return 0, true
-	}
-	i, err := strconv.Atoi(v)
-	return i, err == nil && i >= 0
-}
-
 // PodsByIndex picks the current pod of each index among a run's pods: of
 // several with one index (a replacement), the newest. Pods without a
-// valid index, or with one ≥ n, are left out.
+// valid index, or with one ≥ n, are left out; a pod without any index (a
+// single-pod run) is index 0.
 func PodsByIndex(pods []corev1.Pod, n int) map[int]*corev1.Pod {
 	out := map[int]*corev1.Pod{}
 	for i := range pods {
 		p := &pods[i]
 		idx, ok := PodIndex(p)
+		if !ok && !hasIndex(p) {
+			idx, ok = 0, true // a single-pod run's pod has no index
+		}
 		if !ok || idx >= n {
 			continue
 		}
@@ -74,4 +62,11 @@ func joinInts(xs []int) string {
 		s[i] = strconv.Itoa(x)
 	}
 	return strings.Join(s, ", ")
+}
+
+// hasIndex reports whether a pod carries a completion index at all.
+func hasIndex(p *corev1.Pod) bool {
+	_, a := p.Annotations[batchv1.JobCompletionIndexAnnotation]
+	_, l := p.Labels[batchv1.JobCompletionIndexAnnotation]
+	return a || l
 }

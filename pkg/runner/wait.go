@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/testship/testship/pkg/testlog"
 )
 
 // WaitOptions say how to follow a run.
@@ -370,6 +372,12 @@ func classify(pod *corev1.Pod, deleted bool, now time.Time, grace time.Duration)
 		case cs.State.Terminated != nil:
 			t := cs.State.Terminated
 			f.started, f.done, f.exitCode = true, true, int(t.ExitCode)
+			if t.Reason == "StartError" || t.Reason == "ContainerCannotRun" {
+				// The runtime could not start the command (no entrypoint
+				// in an image that did not come from testship's base).
+				f.code, f.reason = ExitContainerConfig, ReasonContainerConfig
+				f.message = fmt.Sprintf("the test container could not start (%s, exit code %d): %s; an image not built on testship's base lacks %s", t.Reason, t.ExitCode, t.Message, testlog.EntrypointPath)
+			}
 			if t.Reason == "OOMKilled" {
 				if limit == "" {
 					limit = "none set (the node ran out of memory)"

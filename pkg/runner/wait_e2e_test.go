@@ -24,6 +24,7 @@ import (
 
 	"github.com/testship/testship/internal/e2e"
 	"github.com/testship/testship/pkg/runner"
+	"github.com/testship/testship/pkg/testlog"
 )
 
 // The multi-pod side of the wait against the real stack, before Launch
@@ -54,6 +55,9 @@ func newWaitCluster(t *testing.T) *cluster {
 func (c *cluster) indexedRun(t *testing.T, n int, env map[string]string) *runner.Run {
 	t.Helper()
 	o := c.options(t, "^TestShard$", env)
+	// The probe writes its own (deliberately lossy) record: start it
+	// directly, not through the entrypoint, which would write the true one.
+	o.Command = []string{testlog.TestBinaryPath}
 	job := runner.BuildJob(o, runner.NewRunID())
 	job.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
 	job.Spec.Completions, job.Spec.Parallelism = ptr.To(int32(n)), ptr.To(int32(n))
@@ -308,7 +312,9 @@ func TestRemoteSinglePodVerified(t *testing.T) {
 		}
 	})
 	t.Run("lost lines", func(t *testing.T) {
-		o := c.launchAndFollow(t, c.options(t, "^TestPass$", map[string]string{"PROBE_RECORD": "true", "PROBE_LOSE_LINES": "2"}), runner.FollowOptions{})
+		opts := c.options(t, "^TestPass$", map[string]string{"PROBE_RECORD": "true", "PROBE_LOSE_LINES": "2"})
+		opts.Command = []string{testlog.TestBinaryPath} // the probe's own lossy record, not the entrypoint's
+		o := c.launchAndFollow(t, opts, runner.FollowOptions{})
 		if o.code() != 0 {
 			t.Fatalf("exit %d: %v\n%s", o.code(), o.err, o.log)
 		}

@@ -474,7 +474,7 @@ func TestPodIndex(t *testing.T) {
 		{map[string]string{batchCompletionIndex: "-1"}, nil, 0, false},
 	} {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: c.ann, Labels: c.label}}
-		if i, ok := podIndex(p); i != c.index || ok != c.ok {
+		if i, ok := PodIndex(p); i != c.index || ok != c.ok {
 			t.Errorf("%v %v: %d %v, want %d %v", c.ann, c.label, i, ok, c.index, c.ok)
 		}
 	}

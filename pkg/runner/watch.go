@@ -62,7 +62,7 @@ func watchPods(ctx context.Context, cs kubernetes.Interface, ns, id string, inde
 func (w *podWatcher) publish(pod *corev1.Pod, deleted, indexed bool) {
 	index := 0
 	if indexed {
-		i, ok := podIndex(pod)
+		i, ok := PodIndex(pod)
 		if !ok {
 			return // not a pod of the Job's indexes
 		}
