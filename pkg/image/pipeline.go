@@ -312,12 +312,12 @@ func (p *pipeline) planBase(platform string) (*image, error) {
 }
 
 // planBinaries compiles the test binary and the apps for every platform,
-// concurrently (an unchanged package is a cache lookup, so this is mostly
-// `go` start-up), and plans their images.
+// concurrently, and plans their images. A binary whose inputs have not
+// changed since it was compiled is not compiled again (see uptodate.go).
 func (p *pipeline) planBinaries(ctx context.Context, bases map[string]*image) ([]*image, error) {
 	type bin struct {
 		name, pkg, platform, out string
-		test                     bool
+		test, ran                bool
 		took                     time.Duration
 	}
 	var bins []*bin
@@ -333,9 +333,11 @@ func (p *pipeline) planBinaries(ctx context.Context, bases map[string]*image) ([
 		g.Go(func() error {
 			t := time.Now()
 			goos, goarch, _ := strings.Cut(b.platform, "/")
-			if err := compile(gctx, b.pkg, b.out, goos, goarch, p.cfg.TestTags, b.test); err != nil {
+			ran, err := compileChanged(gctx, p.cfg.StateDir, b.pkg, b.out, goos, goarch, p.cfg.TestTags, b.test)
+			if err != nil {
 				return fmt.Errorf("%s image: %w", b.name, err)
 			}
+			b.ran = ran
 			b.took = time.Since(t)
 			return nil
 		})
@@ -349,7 +351,11 @@ func (p *pipeline) planBinaries(ctx context.Context, bases map[string]*image) ([
 		if b.test {
 			verb = "go test -c"
 		}
-		fmt.Fprintf(p.out, "%-5s %s %s (%.1fs)\n", p.label(b.name, b.platform), verb, b.pkg, b.took.Seconds())
+		if b.ran {
+			fmt.Fprintf(p.out, "%-5s %s %s (%.1fs)\n", p.label(b.name, b.platform), verb, b.pkg, b.took.Seconds())
+		} else {
+			fmt.Fprintf(p.out, "%-5s %s %s up to date (no input changed since the last compile)\n", p.label(b.name, b.platform), verb, b.pkg)
+		}
 		bc := &buildContext{}
 		bc.add(file{Name: "Dockerfile", Mode: 0o644, Data: images.Test})
 		bc.add(file{Name: "run", Mode: 0o755, Src: b.out, CacheSum: true})
