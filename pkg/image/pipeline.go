@@ -19,13 +19,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	dockerregistry "github.com/docker/docker/api/types/registry"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/testship/testship/images"
+	"github.com/testship/testship/internal/syncio"
 	"github.com/testship/testship/pkg/config"
 	"github.com/testship/testship/pkg/gha"
 	"github.com/testship/testship/pkg/imagestate"
@@ -153,7 +153,7 @@ func RunWith(ctx context.Context, cfg config.Image, b config.ImageBuild, stage S
 		plan = append(plan, base)
 	}
 	// The bases are checked (registry, Engine) while the binaries compile.
-	p.out = &lockedWriter{w: out}
+	p.out = syncio.NewWriter(out)
 	baseChecked := make(chan error, 1)
 	go func() {
 		for _, im := range plan {
@@ -243,19 +243,6 @@ func RunWith(ctx context.Context, cfg config.Image, b config.ImageBuild, stage S
 	}
 	fmt.Fprintf(out, "done in %.1fs; image references in %s\n", time.Since(start).Seconds(), filepath.Join(cfg.StateDir, StateFile))
 	return st, nil
-}
-
-// lockedWriter serialises the pipeline's output lines, written from the
-// base check and the compile at once.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 // connect reaches the Docker Engine once.
