@@ -85,6 +85,7 @@ type image struct {
 	direct   bool   // assembled and pushed with go-containerregistry, not the Engine
 	ref      string
 	remote   string // digest in the registry, "" when absent
+	looked   bool   // remote is the registry's answer
 	isLocal  bool
 }
 
@@ -167,12 +168,20 @@ func RunWith(ctx context.Context, cfg config.Image, b config.ImageBuild, stage S
 	if stage >= StageTest {
 		// Compile before anything is built or pushed: a compile error
 		// leaves no state behind.
-		more, err := p.planBinaries(ctx, bases)
-		if berr := <-baseChecked; err == nil && berr != nil {
-			err = berr
-		}
+		more, err := p.planBinaries(ctx, bases, baseChecked)
 		if err != nil {
 			return nil, err
+		}
+		if stage == StagePush {
+			// One registry round trip for all of them (ECR: an API call
+			// each), the lines still in order.
+			g, gctx := errgroup.WithContext(ctx)
+			for _, im := range more {
+				g.Go(func() error { return p.lookup(gctx, im) })
+			}
+			if err := g.Wait(); err != nil {
+				return nil, err
+			}
 		}
 		for _, im := range more {
 			if err := p.check(ctx, im); err != nil {
@@ -301,7 +310,10 @@ func (p *pipeline) planBase(platform string) (*image, error) {
 // planBinaries compiles the test binary and the apps for every platform,
 // concurrently, and plans their images. A binary whose inputs have not
 // changed since it was compiled is not compiled again (see uptodate.go).
-func (p *pipeline) planBinaries(ctx context.Context, bases map[string]*image) ([]*image, error) {
+//
+// baseChecked delivers the base check's result; the binaries' lines follow
+// the base's, and a compile error comes before the base's.
+func (p *pipeline) planBinaries(ctx context.Context, bases map[string]*image, baseChecked <-chan error) ([]*image, error) {
 	type bin struct {
 		name, pkg, platform, out string
 		test, ran                bool
@@ -329,7 +341,11 @@ func (p *pipeline) planBinaries(ctx context.Context, bases map[string]*image) ([
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err := g.Wait()
+	if berr := <-baseChecked; err == nil {
+		err = berr
+	}
+	if err != nil {
 		return nil, err
 	}
 	var out []*image
@@ -406,7 +422,7 @@ func (p *pipeline) planIndexes(plan []*image) []*index {
 func (p *pipeline) check(ctx context.Context, im *image) error {
 	var err error
 	if p.stage == StagePush {
-		if im.remote, _, err = p.reg.Lookup(ctx, im.repo, tagOf(im.ref)); err != nil {
+		if err := p.lookup(ctx, im); err != nil {
 			return err
 		}
 		if im.remote != "" {
@@ -429,6 +445,19 @@ func (p *pipeline) check(ctx context.Context, im *image) error {
 	}
 	im.isLocal, err = e.Has(ctx, im.ref)
 	return err
+}
+
+// lookup asks the registry for the image's tag, once.
+func (p *pipeline) lookup(ctx context.Context, im *image) error {
+	if im.looked {
+		return nil
+	}
+	var err error
+	if im.remote, _, err = p.reg.Lookup(ctx, im.repo, tagOf(im.ref)); err != nil {
+		return err
+	}
+	im.looked = true
+	return nil
 }
 
 // buildImage builds the image unless the registry or the engine has it.
