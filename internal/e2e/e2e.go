@@ -5,16 +5,16 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"github.com/testship/testship/pkg/config"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/testship/testship/internal/syncio"
+	"github.com/testship/testship/pkg/config"
 )
 
 // DevDir returns the local stack's state directory (TESTSHIP_DEV_DIR).
@@ -71,20 +71,6 @@ func Docker(t testing.TB) {
 }
 
 // SyncBuffer collects output written by one goroutine (a command, a
-// follower) while the test reads it from another.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// follower) while the test reads it from another: syncio.Buffer, under the
+// name the end-to-end tests use.
+type SyncBuffer = syncio.Buffer

@@ -10,7 +10,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -22,9 +21,9 @@ type file struct {
 	Dir  bool
 	Data []byte // in-memory content
 	Src  string // or a file on disk, streamed when the tar is written
-	// CacheSum keeps Src's digest in Src+".sum", reused while Src's size,
-	// modification time and inode are unchanged (a compiled binary that
-	// `go build` found up to date is not rewritten).
+	// CacheSum keeps Src's digest in Src+".sum", reused while Src's
+	// identity (fileID: size, mode, modification and change time, inode)
+	// is unchanged: a binary the pipeline did not recompile.
 	CacheSum bool
 }
 
@@ -79,11 +78,7 @@ func (f file) sum() (string, error) {
 	var key string
 	if f.CacheSum {
 		if st, err := r.Stat(); err == nil {
-			var ino uint64
-			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-				ino = sys.Ino
-			}
-			key = fmt.Sprintf("%d %d %d ", st.Size(), st.ModTime().UnixNano(), ino)
+			key = fileID(st) + " "
 			if b, err := os.ReadFile(f.Src + ".sum"); err == nil && strings.HasPrefix(string(b), key) && len(b) == len(key)+64 {
 				return string(b[len(key):]), nil
 			}

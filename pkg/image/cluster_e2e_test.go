@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/testship/testship/internal/e2e"
+	"github.com/testship/testship/internal/syncio"
 	"github.com/testship/testship/pkg/config"
 	"github.com/testship/testship/pkg/runner"
 )
@@ -82,7 +83,7 @@ func runOnCluster(t *testing.T, cs kubernetes.Interface, ns, image string, env m
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var out, log e2e.SyncBuffer
+	var out, log syncio.Buffer
 	run, err := runner.Launch(ctx, cs, runner.Options{Namespace: ns, Image: image, Test: "fixture", Args: args, Env: env,
 		Timeout: 2 * time.Minute, TTL: time.Hour, NewRun: true,
 		Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}},

@@ -3,7 +3,9 @@ package image
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,14 +28,37 @@ func (e *CompileError) Error() string {
 // Go build cache, so an unchanged package costs a cache lookup. test selects
 // `go test -c` (the package's tests) over `go build` (a main package);
 // tags are build tags for both.
+func compile(ctx context.Context, pkg, out, goos, goarch, tags string, test bool, extra ...string) error {
+	args, env := goCommand(pkg, out, goos, goarch, tags, test, extra...)
+	return runGo(ctx, pkg, out, args, env)
+}
+
+// compileChanged compiles like compile unless the binary's stamp shows that
+// nothing the compile reads has changed since it wrote the binary (see
+// uptodate.go); ran says whether go ran. stateDir is left out of the
+// fingerprint.
+func compileChanged(ctx context.Context, stateDir, pkg, out, goos, goarch, tags string, test bool, extra ...string) (ran bool, err error) {
+	args, env := goCommand(pkg, out, goos, goarch, tags, test, extra...)
+	in, _ := compileInputs(args, env, stateDir) // no fingerprint: go decides
+	if upToDate(in, out) {
+		return false, nil
+	}
+	if err := os.Remove(out + stampSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	if err := runGo(ctx, pkg, out, args, env); err != nil {
+		return true, err
+	}
+	writeStamp(in, out)
+	return true, nil
+}
+
+// goCommand is the go command line and the variables it runs with.
 // -trimpath and -buildvcs=false keep the binary, and so the image tag,
 // independent of the checkout's path and commit. extra are more build
 // flags (e.g. -ldflags).
-func compile(ctx context.Context, pkg, out, goos, goarch, tags string, test bool, extra ...string) error {
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	args := []string{"build"}
+func goCommand(pkg, out, goos, goarch, tags string, test bool, extra ...string) (args, env []string) {
+	args = []string{"build"}
 	if test {
 		args = []string{"test", "-c"}
 	}
@@ -42,8 +67,15 @@ func compile(ctx context.Context, pkg, out, goos, goarch, tags string, test bool
 	}
 	args = append(args, extra...)
 	args = append(args, "-trimpath", "-buildvcs=false", "-o", out, pkg)
+	return args, []string{"CGO_ENABLED=0", "GOOS=" + goos, "GOARCH=" + goarch}
+}
+
+func runGo(ctx context.Context, pkg, out string, args, env []string) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
 	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
+	cmd.Env = append(os.Environ(), env...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Run(); err != nil {

@@ -19,13 +19,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	dockerregistry "github.com/docker/docker/api/types/registry"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/testship/testship/images"
+	"github.com/testship/testship/internal/syncio"
 	"github.com/testship/testship/pkg/config"
 	"github.com/testship/testship/pkg/gha"
 	"github.com/testship/testship/pkg/imagestate"
@@ -85,6 +85,7 @@ type image struct {
 	direct   bool   // assembled and pushed with go-containerregistry, not the Engine
 	ref      string
 	remote   string // digest in the registry, "" when absent
+	looked   bool   // remote is the registry's answer
 	isLocal  bool
 }
 
@@ -153,7 +154,7 @@ func RunWith(ctx context.Context, cfg config.Image, b config.ImageBuild, stage S
 		plan = append(plan, base)
 	}
 	// The bases are checked (registry, Engine) while the binaries compile.
-	p.out = &lockedWriter{w: out}
+	p.out = syncio.NewWriter(out)
 	baseChecked := make(chan error, 1)
 	go func() {
 		for _, im := range plan {
@@ -167,12 +168,20 @@ func RunWith(ctx context.Context, cfg config.Image, b config.ImageBuild, stage S
 	if stage >= StageTest {
 		// Compile before anything is built or pushed: a compile error
 		// leaves no state behind.
-		more, err := p.planBinaries(ctx, bases)
-		if berr := <-baseChecked; err == nil && berr != nil {
-			err = berr
-		}
+		more, err := p.planBinaries(ctx, bases, baseChecked)
 		if err != nil {
 			return nil, err
+		}
+		if stage == StagePush {
+			// One registry round trip for all of them (ECR: an API call
+			// each), the lines still in order.
+			g, gctx := errgroup.WithContext(ctx)
+			for _, im := range more {
+				g.Go(func() error { return p.lookup(gctx, im) })
+			}
+			if err := g.Wait(); err != nil {
+				return nil, err
+			}
 		}
 		for _, im := range more {
 			if err := p.check(ctx, im); err != nil {
@@ -245,19 +254,6 @@ func RunWith(ctx context.Context, cfg config.Image, b config.ImageBuild, stage S
 	return st, nil
 }
 
-// lockedWriter serialises the pipeline's output lines, written from the
-// base check and the compile at once.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
 // connect reaches the Docker Engine once.
 func (p *pipeline) connect(ctx context.Context) (*Engine, error) {
 	if p.engine != nil {
@@ -303,7 +299,7 @@ func (p *pipeline) planBase(ctx context.Context, platform string) (*image, error
 	goos, goarch, _ := strings.Cut(platform, "/")
 	// -s -w: no symbol table or DWARF (tracebacks keep their names); 9.5
 	// MB → 6.6 MB.
-	if err := compile(ctx, EntrypointPackage, ep, goos, goarch, "", false, "-ldflags=-s -w"); err != nil {
+	if _, err := compileChanged(ctx, p.cfg.StateDir, EntrypointPackage, ep, goos, goarch, "", false, "-ldflags=-s -w"); err != nil {
 		return nil, fmt.Errorf("base image: testship's entrypoint: %w", err)
 	}
 	bc.add(file{Name: "rootfs/testship", Mode: 0o755, Dir: true})
@@ -328,12 +324,15 @@ func (p *pipeline) planBase(ctx context.Context, platform string) (*image, error
 }
 
 // planBinaries compiles the test binary and the apps for every platform,
-// concurrently (an unchanged package is a cache lookup, so this is mostly
-// `go` start-up), and plans their images.
-func (p *pipeline) planBinaries(ctx context.Context, bases map[string]*image) ([]*image, error) {
+// concurrently, and plans their images. A binary whose inputs have not
+// changed since it was compiled is not compiled again (see uptodate.go).
+//
+// baseChecked delivers the base check's result; the binaries' lines follow
+// the base's, and a compile error comes before the base's.
+func (p *pipeline) planBinaries(ctx context.Context, bases map[string]*image, baseChecked <-chan error) ([]*image, error) {
 	type bin struct {
 		name, pkg, platform, out string
-		test                     bool
+		test, ran                bool
 		took                     time.Duration
 	}
 	var bins []*bin
@@ -349,14 +348,20 @@ func (p *pipeline) planBinaries(ctx context.Context, bases map[string]*image) ([
 		g.Go(func() error {
 			t := time.Now()
 			goos, goarch, _ := strings.Cut(b.platform, "/")
-			if err := compile(gctx, b.pkg, b.out, goos, goarch, p.cfg.TestTags, b.test); err != nil {
+			ran, err := compileChanged(gctx, p.cfg.StateDir, b.pkg, b.out, goos, goarch, p.cfg.TestTags, b.test)
+			if err != nil {
 				return fmt.Errorf("%s image: %w", b.name, err)
 			}
+			b.ran = ran
 			b.took = time.Since(t)
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err := g.Wait()
+	if berr := <-baseChecked; err == nil {
+		err = berr
+	}
+	if err != nil {
 		return nil, err
 	}
 	var out []*image
@@ -365,7 +370,11 @@ func (p *pipeline) planBinaries(ctx context.Context, bases map[string]*image) ([
 		if b.test {
 			verb = "go test -c"
 		}
-		fmt.Fprintf(p.out, "%-5s %s %s (%.1fs)\n", p.label(b.name, b.platform), verb, b.pkg, b.took.Seconds())
+		if b.ran {
+			fmt.Fprintf(p.out, "%-5s %s %s (%.1fs)\n", p.label(b.name, b.platform), verb, b.pkg, b.took.Seconds())
+		} else {
+			fmt.Fprintf(p.out, "%-5s %s %s up to date (no input changed since the last compile)\n", p.label(b.name, b.platform), verb, b.pkg)
+		}
 		bc := &buildContext{}
 		bc.add(file{Name: "Dockerfile", Mode: 0o644, Data: images.Test})
 		bc.add(file{Name: "run", Mode: 0o755, Src: b.out, CacheSum: true})
@@ -429,7 +438,7 @@ func (p *pipeline) planIndexes(plan []*image) []*index {
 func (p *pipeline) check(ctx context.Context, im *image) error {
 	var err error
 	if p.stage == StagePush {
-		if im.remote, _, err = p.reg.Lookup(ctx, im.repo, tagOf(im.ref)); err != nil {
+		if err := p.lookup(ctx, im); err != nil {
 			return err
 		}
 		if im.remote != "" {
@@ -452,6 +461,19 @@ func (p *pipeline) check(ctx context.Context, im *image) error {
 	}
 	im.isLocal, err = e.Has(ctx, im.ref)
 	return err
+}
+
+// lookup asks the registry for the image's tag, once.
+func (p *pipeline) lookup(ctx context.Context, im *image) error {
+	if im.looked {
+		return nil
+	}
+	var err error
+	if im.remote, _, err = p.reg.Lookup(ctx, im.repo, tagOf(im.ref)); err != nil {
+		return err
+	}
+	im.looked = true
+	return nil
 }
 
 // buildImage builds the image unless the registry or the engine has it.
