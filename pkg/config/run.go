@@ -194,17 +194,17 @@ func loadRun(c *checker) Run {
 	return r
 }
 
-// maxPods bounds TESTSHIP_SHARDS_MAX: an Indexed Job can have more, a
+// MaxPods bounds TESTSHIP_SHARDS_MAX: an Indexed Job can have more, a
 // test run on more pods than this is a mistake.
-const maxPods = 1000
+const MaxPods = 1000
 
 // loadPods reads the shards or copies of a run. Inside the remote pod
 // (TESTSHIP_REMOTE) only the values are checked: the Job sets
 // TESTSHIP_SYNC_START there without TESTSHIP_PARALLEL, which is reserved.
 func loadPods(c *checker) Pods {
 	p := Pods{Shards: 1, Copies: 1, Max: 16}
-	if n, err := Int(RunShardsMax, 1, maxPods); err != nil {
-		c.bad(RunShardsMax, Get(RunShardsMax), "", fmt.Sprintf("a whole number from 1 to %d, the most pods one run may have", maxPods))
+	if n, err := Int(RunShardsMax, 1, MaxPods); err != nil {
+		c.bad(RunShardsMax, Get(RunShardsMax), "", fmt.Sprintf("a whole number from 1 to %d, the most pods one run may have", MaxPods))
 	} else {
 		p.Max = int(n)
 	}

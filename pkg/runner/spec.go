@@ -136,7 +136,7 @@ type Options struct {
 	// Spread places a multi-pod run's pods on distinct nodes by
 	// kubernetes.io/hostname: SpreadSoft (the default when empty),
 	// SpreadHard or SpreadNone.
-	Spread string
+	Spread config.Spread
 	// Command replaces the container's command, [testlog.EntrypointPath]
 	// (testship's entrypoint, which runs testlog.TestBinaryPath with the
 	// arguments and leaves the output record as the termination message).
@@ -145,15 +145,16 @@ type Options struct {
 	Command []string
 }
 
-// Topology spread of a multi-pod run's pods over nodes (Options.Spread).
+// Topology spread of a multi-pod run's pods over nodes (Options.Spread):
+// the values of TESTSHIP_SPREAD.
 const (
-	SpreadSoft = "soft" // ScheduleAnyway: spread when there is room
-	SpreadHard = "hard" // DoNotSchedule: at most one pod more on any node
-	SpreadNone = "none" // no constraint
+	SpreadSoft = config.SpreadSoft // ScheduleAnyway: spread when there is room
+	SpreadHard = config.SpreadHard // DoNotSchedule: at most one pod more on any node
+	SpreadNone = config.SpreadNone // no constraint
 )
 
 // MaxPods bounds Options.Pods (the Indexed Job's completions).
-const MaxPods = 1000
+const MaxPods = config.MaxPods
 
 // PodCount is the number of pods of the run (at least 1).
 func (o Options) PodCount() int {
@@ -224,6 +225,7 @@ func (o *Options) FromConfig(c config.Run) {
 	o.TTL = c.TTL
 	o.Rules = c.Rules
 	o.NewRun = c.NewRun
+	o.setPods(c.Pods)
 }
 
 // EnvFromEnviron splits an environment (os.Environ form) into what the

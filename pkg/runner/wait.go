@@ -206,13 +206,7 @@ func (fs followerSet) stop() {
 func (r *Result) addPod(p PodResult) {
 	r.Pods = append(r.Pods, p)
 	r.Lines += p.Lines
-	r.Summary.Passed = append(r.Summary.Passed, p.Summary.Passed...)
-	r.Summary.Failed = append(r.Summary.Failed, p.Summary.Failed...)
-	r.Summary.Skipped = append(r.Summary.Skipped, p.Summary.Skipped...)
-	r.Summary.NoTests = r.Summary.NoTests || p.Summary.NoTests
-	if r.Summary.Final == "" || p.Summary.Final == "FAIL" {
-		r.Summary.Final = p.Summary.Final
-	}
+	r.Summary.Add(p.Summary)
 }
 
 // readJobFacts reads how many pods the run has from its Job: an Indexed

@@ -84,3 +84,21 @@ func (s *Summary) FailedTop() []string {
 	}
 	return out
 }
+
+// Add merges another pod's summary into s (a run of several pods reports
+// one summary): the names and durations of both, FAIL over PASS.
+func (s *Summary) Add(o Summary) {
+	s.Passed = append(s.Passed, o.Passed...)
+	s.Failed = append(s.Failed, o.Failed...)
+	s.Skipped = append(s.Skipped, o.Skipped...)
+	s.NoTests = s.NoTests || o.NoTests
+	if s.Final == "" || o.Final == "FAIL" {
+		s.Final = o.Final
+	}
+	for name, d := range o.Durations {
+		if s.Durations == nil {
+			s.Durations = map[string]time.Duration{}
+		}
+		s.Durations[name] = d
+	}
+}

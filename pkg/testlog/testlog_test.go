@@ -3,6 +3,7 @@ package testlog
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCounterAndVerify(t *testing.T) {
@@ -62,5 +63,20 @@ func TestSummary(t *testing.T) {
 	}
 	if f := s.FailedTop(); len(f) != 1 || f[0] != "TestB/sub" {
 		t.Fatalf("FailedTop %v", f)
+	}
+}
+
+func TestSummaryAdd(t *testing.T) {
+	var a, b, all Summary
+	for _, l := range []string{"--- PASS: TestA (1.50s)", "PASS"} {
+		a.Observe([]byte(l + "\n"))
+	}
+	for _, l := range []string{"--- FAIL: TestB (2.00s)", "FAIL"} {
+		b.Observe([]byte(l + "\n"))
+	}
+	all.Add(a)
+	all.Add(b)
+	if len(all.Passed) != 1 || len(all.Failed) != 1 || all.Final != "FAIL" || all.Durations["TestA"] != 1500*time.Millisecond || all.Durations["TestB"] != 2*time.Second {
+		t.Fatalf("%+v", all)
 	}
 }
