@@ -9,7 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
+
+	"github.com/testship/testship/pkg/config"
 )
 
 // CompileError is a failed `go test -c` or `go build`, carrying the
@@ -86,4 +90,32 @@ func runGo(ctx context.Context, pkg, out string, args, env []string) error {
 		return &CompileError{Cmd: "go " + strings.Join(args, " "), Output: buf.String(), Err: fmt.Errorf("no binary written: does %s have tests?", pkg)}
 	}
 	return nil
+}
+
+// BuildDir is where the pipeline compiles a platform's binaries: <state
+// dir>/build/<os>-<arch> (the test binary is "test" there, an app's its
+// name).
+func BuildDir(stateDir, platform string) string {
+	return filepath.Join(stateDir, "build", strings.ReplaceAll(platform, "/", "-"))
+}
+
+// HostTestBinary returns a test binary of the test package that runs on
+// this machine, for listing its tests (shard.List): the pipeline's own
+// when this host's platform is among the images' (compiled here unless
+// its stamp shows it is up to date), else one compiled for this host
+// into <state dir>/build/host/test.
+func HostTestBinary(ctx context.Context, cfg config.Image) (string, error) {
+	host := runtime.GOOS + "/" + runtime.GOARCH
+	out := filepath.Join(cfg.StateDir, "build", "host", "test")
+	if slices.Contains(cfg.PlatformList(), host) {
+		out = filepath.Join(BuildDir(cfg.StateDir, host), "test")
+	}
+	out, err := filepath.Abs(out)
+	if err != nil {
+		return "", err
+	}
+	if _, err := compileChanged(ctx, cfg.StateDir, cfg.TestPackage, out, runtime.GOOS, runtime.GOARCH, cfg.TestTags, true); err != nil {
+		return "", fmt.Errorf("compiling the test package for this host to list its tests: %w", err)
+	}
+	return out, nil
 }

@@ -295,7 +295,7 @@ const EntrypointPackage = "github.com/testship/testship/cmd/testship-entrypoint"
 func (p *pipeline) planBase(ctx context.Context, platform string) (*image, error) {
 	bc := &buildContext{}
 	bc.add(file{Name: "Dockerfile", Mode: 0o644, Data: images.Base})
-	ep := filepath.Join(p.cfg.StateDir, "build", strings.ReplaceAll(platform, "/", "-"), "entrypoint")
+	ep := filepath.Join(BuildDir(p.cfg.StateDir, platform), "entrypoint")
 	goos, goarch, _ := strings.Cut(platform, "/")
 	// -s -w: no symbol table or DWARF (tracebacks keep their names); 9.5
 	// MB → 6.6 MB.
@@ -337,7 +337,7 @@ func (p *pipeline) planBinaries(ctx context.Context, bases map[string]*image, ba
 	}
 	var bins []*bin
 	for _, pl := range p.cfg.PlatformList() {
-		dir := filepath.Join(p.cfg.StateDir, "build", strings.ReplaceAll(pl, "/", "-"))
+		dir := BuildDir(p.cfg.StateDir, pl)
 		bins = append(bins, &bin{name: "test", pkg: p.cfg.TestPackage, test: true, platform: pl, out: filepath.Join(dir, "test")})
 		for _, a := range p.cfg.Apps {
 			bins = append(bins, &bin{name: a.Name, pkg: a.Package, platform: pl, out: filepath.Join(dir, a.Name)})

@@ -5,10 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 	"unicode"
@@ -47,7 +44,7 @@ func runnable(line string) bool {
 // List runs the compiled test binary with -test.list and returns, sorted,
 // the top-level tests that `go test -run pattern` runs (pattern is
 // TESTSHIP_RUN's value; "" runs all). The binary must run on this host
-// (see PipelineBinary and CompileHost). Listing runs the package's
+// (image.HostTestBinary compiles one). Listing runs the package's
 // TestMain up to its m.Run, like any run of the binary.
 //
 // A pattern that selects none of the binary's tests is a *config.Error
@@ -113,55 +110,4 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// HostPlatform is this host's os/arch, the platform List can run.
-func HostPlatform() string { return runtime.GOOS + "/" + runtime.GOARCH }
-
-// PipelineBinary returns the test binary the image pipeline compiled for
-// this host's platform (<state dir>/build/<os>-<arch>/test, as pkg/image
-// writes it), or "" when the images are for other platforms only (a Mac
-// building linux images, an amd64 host building arm64 ones) or it is not
-// there. It is as fresh as the last image:build or image:push: use it
-// right after the pipeline compiled, else CompileHost.
-func PipelineBinary(cfg config.Image) string {
-	for _, pl := range cfg.PlatformList() {
-		if pl != HostPlatform() {
-			continue
-		}
-		p := filepath.Join(cfg.StateDir, "build", strings.ReplaceAll(pl, "/", "-"), "test")
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			return p
-		}
-	}
-	return ""
-}
-
-// CompileHost compiles the test package for this host, with the image
-// pipeline's flags (so with the host's platform among the images' it is a
-// build-cache hit), into <state dir>/build/host/test, and returns the
-// path. It is what List runs when the images' binaries cannot run here.
-func CompileHost(ctx context.Context, cfg config.Image) (string, error) {
-	out, err := filepath.Abs(filepath.Join(cfg.StateDir, "build", "host", "test"))
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", err
-	}
-	args := []string{"test", "-c"}
-	if cfg.TestTags != "" {
-		args = append(args, "-tags", cfg.TestTags)
-	}
-	args = append(args, "-trimpath", "-buildvcs=false", "-o", out, cfg.TestPackage)
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("compiling the test package for this host to list its tests (go %s): %w\n%s", strings.Join(args, " "), err, tail(string(b), 20))
-	}
-	if _, err := os.Stat(out); err != nil {
-		return "", fmt.Errorf("go %s wrote no binary: does %s have tests?", strings.Join(args, " "), cfg.TestPackage)
-	}
-	return out, nil
 }

@@ -99,21 +99,3 @@ func TestListFails(t *testing.T) {
 		t.Errorf("45 tests: %v", err)
 	}
 }
-
-func TestPipelineBinary(t *testing.T) {
-	dir := t.TempDir()
-	cfg := config.Image{StateDir: dir, Platform: HostPlatform() + ",linux/s390x"}
-	if p := PipelineBinary(cfg); p != "" {
-		t.Errorf("nothing compiled: %q", p)
-	}
-	want := filepath.Join(dir, "build", strings.ReplaceAll(HostPlatform(), "/", "-"), "test")
-	os.MkdirAll(filepath.Dir(want), 0o755)
-	os.WriteFile(want, nil, 0o755)
-	if p := PipelineBinary(cfg); p != want {
-		t.Errorf("PipelineBinary = %q, want %q", p, want)
-	}
-	cfg.Platform = "linux/s390x"
-	if HostPlatform() != "linux/s390x" && PipelineBinary(cfg) != "" {
-		t.Error("another platform's binary is offered")
-	}
-}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/testship/testship/pkg/config"
+	"github.com/testship/testship/pkg/image"
 	"github.com/testship/testship/pkg/testlog"
 )
 
@@ -142,7 +143,7 @@ func TestFixtureSharded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	state := t.TempDir()
-	bin, err := CompileHost(ctx, config.Image{StateDir: state, TestPackage: "../../tests/shardfixture", TestTags: "shardfixture"})
+	bin, err := image.HostTestBinary(ctx, config.Image{StateDir: state, TestPackage: "../../tests/shardfixture", TestTags: "shardfixture"})
 	if err != nil {
 		t.Fatal(err)
 	}
