@@ -28,16 +28,13 @@ import (
 // true when the remote runner took the test.
 func (e *Env) runRemote() bool {
 	e.t.Helper()
-	image := config.Get(config.RunJobImage)
-	if image == "" || IsRemote() {
+	rc := e.run
+	image := rc.JobImage
+	if image == "" || e.pod.Enabled {
 		return false
 	}
-	rc, err := config.LoadRun()
-	if err != nil {
-		e.t.Fatalf("testenv: %v", err)
-	}
-	// Pinned before anything is deployed: the run is of that digest, and
-	// an image that cannot be resolved stops here.
+	// Pinned once, before anything is deployed: the run is of that digest,
+	// and an image that cannot be resolved stops here.
 	pinned, err := imageref.Resolve(e.ctx, image)
 	if err != nil {
 		e.t.Fatalf("testenv: %s=%s: %v", config.RunJobImage, image, err)
@@ -60,7 +57,7 @@ func (e *Env) runRemote() bool {
 	}
 	opts.Environment = string(desc)
 	cs := e.Kube()
-	run, err := runner.Launch(e.ctx, cs, opts, logWriter{e.t})
+	run, err := e.be.launch(e.ctx, cs, opts, logWriter{e.t})
 	if err != nil {
 		e.t.Fatalf("testenv: launch the remote runner: %v", err)
 	}
@@ -76,7 +73,7 @@ func (e *Env) runRemote() bool {
 	defer stop()
 	fo := runner.FollowOptions{WaitOptions: runner.WaitOptions{Out: out, Log: logWriter{e.t}}}
 	fo.FromConfig(rc, e.cfg.Keep)
-	res, err := runner.Follow(ctx, cs, run, fo)
+	res, err := e.be.follow(ctx, cs, run, fo)
 	if err != nil {
 		if res != nil && res.Reason == "" {
 			failed := res.Summary.FailedTop()

@@ -13,12 +13,14 @@ const (
 	AreaDev   Area = "dev"
 	AreaKube  Area = "kube"
 	AreaCI    Area = "ci"
+	// AreaRemote: what the remote runner's Job sets on its pod.
+	AreaRemote Area = "remote"
 )
 
 // The areas each kind of target checks before it does anything.
 var (
 	// ForAll: mage config.
-	ForAll = []Area{AreaImage, AreaEnv, AreaRun, AreaDev, AreaKube, AreaCI}
+	ForAll = []Area{AreaImage, AreaEnv, AreaRun, AreaDev, AreaKube, AreaCI, AreaRemote}
 	// ForDev: dev:*.
 	ForDev = []Area{AreaDev}
 	// ForImage: image:*.
@@ -32,7 +34,7 @@ var (
 	// ForTest: the in-test library (testenv.New), which runs in the test
 	// package's directory and inside the remote pod, where the image
 	// pipeline's paths do not exist and the cluster is the pod's.
-	ForTest = []Area{AreaEnv, AreaRun}
+	ForTest = []Area{AreaEnv, AreaRun, AreaRemote}
 	// ForCIRemote: ci:remote (what run:remote checks, and the CI mode).
 	ForCIRemote = []Area{AreaCI, AreaRun, AreaEnv, AreaImage, AreaKube}
 	// ForCIStack: ci:e2e and test:all (the local stack and the images).
@@ -49,6 +51,8 @@ type Config struct {
 	Run   Run
 	Dev   Dev
 	CI    CI
+	// Remote: the remote runner's pod's variables (testenv).
+	Remote Remote
 }
 
 // Load is the validation pass every target runs before any work: it reads
@@ -85,6 +89,9 @@ func Load(areas ...Area) (*Config, error) {
 	}
 	if want[AreaKube] {
 		checkKube(c)
+	}
+	if want[AreaRemote] {
+		cfg.Remote = loadRemote(c)
 	}
 	return cfg, c.err()
 }

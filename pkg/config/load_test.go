@@ -157,6 +157,10 @@ var badCases = []envCase{
 	{name: "TESTSHIP_IMAGE_LINK", value: "NOT AN IMAGE"},
 	{name: "TESTSHIP_IMAGE_LINK", value: ":::"},
 	{name: "TESTSHIP_IMAGE_LINK", value: "reg.example.com/link:1", env: map[string]string{EnvCharts: "none"}},
+	// remote (the remote runner's pod)
+	{name: RemoteFlag, value: "maybe"},
+	{name: RemoteNamespace, value: "", env: map[string]string{RemoteFlag: "true"}},
+	{name: RemoteNamespace, value: "Not_A_Namespace", env: map[string]string{RemoteFlag: "true"}},
 	// run
 	{name: RunTimeout, value: "bogus"},
 	{name: RunTimeout, value: "0s"},
@@ -361,7 +365,9 @@ var goodCases = []envCase{
 	{name: EnvCharts, value: "x=https://charts.example.com/stable#x"},
 	{name: EnvCharts, value: "x=http://127.0.0.1:8879#x@0.1.0"},
 	{name: EnvCharts, value: " link , db=./charts/link "},
-	{name: EnvCharts, value: "x=/nonexistent/chart", env: map[string]string{"TESTSHIP_REMOTE": "true"}},
+	{name: EnvCharts, value: "x=/nonexistent/chart", env: map[string]string{"TESTSHIP_REMOTE": "true", "TESTSHIP_NAMESPACE": "ts-x"}},
+	{name: RemoteFlag, value: "true", env: map[string]string{RemoteNamespace: "ts-x", RemoteEnvironment: `{"namespace":"ts-x"}`}},
+	{name: RemoteNamespace, value: "not-checked-outside-the-pod_"},
 	{name: EnvLocalCharts, value: "true"},
 	{name: EnvLocalCharts, value: "no"},
 	{name: EnvChartsDir, value: "charts", env: map[string]string{EnvLocalCharts: "true"}},
