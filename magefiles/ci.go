@@ -86,11 +86,7 @@ func (CI) Kubeconfig(ctx context.Context) error {
 	if c.Cluster == "" {
 		return nil
 	}
-	dir := os.Getenv("RUNNER_TEMP")
-	if dir == "" {
-		dir = config.Get(config.StateDir)
-	}
-	return ci.Kubeconfig(ctx, c.Cluster, filepath.Join(dir, "kubeconfig"), os.Stdout)
+	return ci.Kubeconfig(ctx, c.Cluster, filepath.Join(c.KubeconfigDir, "kubeconfig"), os.Stdout)
 }
 
 // e2eSequence is ci:e2e's steps: dev:up, image:push, test:e2e, (logs), dev:down.

@@ -15,12 +15,13 @@ const (
 	AreaCI    Area = "ci"
 	// AreaRemote: what the remote runner's Job sets on its pod.
 	AreaRemote Area = "remote"
+	AreaBench  Area = "bench"
 )
 
 // The areas each kind of target checks before it does anything.
 var (
 	// ForAll: mage config.
-	ForAll = []Area{AreaImage, AreaEnv, AreaRun, AreaDev, AreaKube, AreaCI, AreaRemote}
+	ForAll = []Area{AreaImage, AreaEnv, AreaRun, AreaDev, AreaKube, AreaCI, AreaRemote, AreaBench}
 	// ForDev: dev:*.
 	ForDev = []Area{AreaDev}
 	// ForImage: image:*.
@@ -39,6 +40,8 @@ var (
 	ForCIRemote = []Area{AreaCI, AreaRun, AreaEnv, AreaImage, AreaKube}
 	// ForCIStack: ci:e2e and test:all (the local stack and the images).
 	ForCIStack = []Area{AreaCI, AreaDev, AreaImage}
+	// ForBench: mage bench.
+	ForBench = []Area{AreaBench}
 	// ForCICleanup: ci:cleanup and ci:kubeconfig.
 	ForCICleanup = []Area{AreaCI, AreaEnv}
 )
@@ -53,6 +56,7 @@ type Config struct {
 	CI    CI
 	// Remote: the remote runner's pod's variables (testenv).
 	Remote Remote
+	Bench  Bench
 }
 
 // Load is the validation pass every target runs before any work: it reads
@@ -92,6 +96,9 @@ func Load(areas ...Area) (*Config, error) {
 	}
 	if want[AreaRemote] {
 		cfg.Remote = loadRemote(c)
+	}
+	if want[AreaBench] {
+		cfg.Bench = loadBench(c)
 	}
 	return cfg, c.err()
 }

@@ -157,6 +157,11 @@ var badCases = []envCase{
 	{name: "TESTSHIP_IMAGE_LINK", value: "NOT AN IMAGE"},
 	{name: "TESTSHIP_IMAGE_LINK", value: ":::"},
 	{name: "TESTSHIP_IMAGE_LINK", value: "reg.example.com/link:1", env: map[string]string{EnvCharts: "none"}},
+	// bench
+	{name: BenchTime, value: "5"},
+	{name: BenchTime, value: "0x"},
+	{name: BenchTime, value: "-1s"},
+	{name: BenchTestPackage, value: "-run=x"},
 	// remote (the remote runner's pod)
 	{name: RemoteFlag, value: "maybe"},
 	{name: RemoteNamespace, value: "", env: map[string]string{RemoteFlag: "true"}},
@@ -368,6 +373,9 @@ var goodCases = []envCase{
 	{name: EnvCharts, value: "x=/nonexistent/chart", env: map[string]string{"TESTSHIP_REMOTE": "true", "TESTSHIP_NAMESPACE": "ts-x"}},
 	{name: RemoteFlag, value: "true", env: map[string]string{RemoteNamespace: "ts-x", RemoteEnvironment: `{"namespace":"ts-x"}`}},
 	{name: RemoteNamespace, value: "not-checked-outside-the-pod_"},
+	{name: BenchTime, value: "2x"},
+	{name: BenchTime, value: "10s"},
+	{name: BenchTestPackage, value: "./pkg/image/testdata/fixture"},
 	{name: EnvLocalCharts, value: "true"},
 	{name: EnvLocalCharts, value: "no"},
 	{name: EnvChartsDir, value: "charts", env: map[string]string{EnvLocalCharts: "true"}},
