@@ -58,7 +58,7 @@ func outputs(path string) map[string]string {
 // GitHub job): the run is cancelled, the environment destroyed
 // (KEEP_ENVIRONMENTS=never), run_id and namespace are in $GITHUB_OUTPUT,
 // and the exit code is 88.
-func TestRemoteInterruptCancelsAndCleansUp(t *testing.T) {
+func TestCIRemoteInterruptCancelsAndCleansUp(t *testing.T) {
 	stack.Docker(t)
 	bin := mage(t)
 	cs := clientset(t)
@@ -132,7 +132,7 @@ func TestRemoteInterruptCancelsAndCleansUp(t *testing.T) {
 // an ::error annotation at the failing line of the test's file, and the job
 // summary has the table of passed/failed/skipped and the slowest tests;
 // both reports are written.
-func TestRemoteFailureAnnotatedAndSummarised(t *testing.T) {
+func TestCIRemoteFailureAnnotatedAndSummarised(t *testing.T) {
 	stack.Docker(t)
 	bin := mage(t)
 	cs := clientset(t)
@@ -186,7 +186,7 @@ func TestRemoteFailureAnnotatedAndSummarised(t *testing.T) {
 // short local wait gives up (exit 87) and leaves it running, named again;
 // ci:cleanup (the workflow's last step, fed the outputs) cancels it and
 // removes the namespace.
-func TestRemoteDetachedAttachAndCleanup(t *testing.T) {
+func TestCIRemoteDetachedAttachAndCleanup(t *testing.T) {
 	stack.Docker(t)
 	bin := mage(t)
 	cs := clientset(t)
