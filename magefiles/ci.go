@@ -33,7 +33,7 @@ func (CI) E2e(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return seq.Run(ctx)
+	return seq.Execute(ctx)
 }
 
 // Remote pushes the images and runs the test in the cluster (TESTSHIP_MODE remote: wait; detached: return once it runs; attach: follow TESTSHIP_CI_RUN).

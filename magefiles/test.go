@@ -48,7 +48,7 @@ func (Test) All(ctx context.Context) error {
 	seq.After = []ci.Step{{Name: "TestDownStatusUp", Run: func(ctx context.Context) error {
 		return sh.RunV("go", "test", "-tags", "e2e e2e_down", "-count=1", "-timeout", "15m", "-run", "^TestDownStatusUp$", "./pkg/devstack/")
 	}}}
-	return seq.Run(ctx)
+	return seq.Execute(ctx)
 }
 
 // Bench runs the benchmarks (image pipeline, remote runner) against the running local stack.
