@@ -149,7 +149,7 @@ func Report(out, log io.Writer, events, pkgDir string) {
 		fmt.Fprintf(log, "ci: read %s: %v\n", events, err)
 		return
 	}
-	if gha.Enabled() || os.Getenv("GITHUB_STEP_SUMMARY") != "" {
+	if gha.Enabled() || config.Get(config.GitHubStepSummary) != "" {
 		gha.WriteAnnotations(out, rep.Annotations(Locator(pkgDir)))
 	}
 	_ = gha.AppendSummary(rep.Markdown("Tests", 5))
