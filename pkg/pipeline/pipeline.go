@@ -114,8 +114,10 @@ func Remote(ctx context.Context, o Options) error {
 	// the registry serves now), and an image that cannot be resolved stops
 	// here.
 	testImage, err := imageref.Resolve(ctx, ref)
-	if err != nil {
-		return fmt.Errorf("test image %s (%s, or image:push's test image when unset): %w", ref, config.RunJobImage, err)
+	if err != nil && o.Run.JobImage != "" {
+		return fmt.Errorf("%s=%s: %w", config.RunJobImage, ref, err)
+	} else if err != nil {
+		return fmt.Errorf("the pushed test image %s: %w", ref, err)
 	}
 	env, err := deploy(ctx, o)
 	if err != nil {
@@ -262,7 +264,7 @@ func GoTest(ctx context.Context, o Options, namespace string) error {
 	args := GoTestArgs(o.Run.Timeout.String(), o.Image.TestTags, o.Run.Pattern, o.Image.TestPackage)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Stdout, cmd.Stderr = o.Out, o.Log
-	cmd.Env = append(os.Environ(), config.EnvNamespace+"="+namespace, config.RunJobImage+"=", runner.EnvRemote+"=")
+	cmd.Env = append(os.Environ(), config.EnvNamespace+"="+namespace, config.RunJobImage+"=", config.RemoteFlag+"=")
 	fmt.Fprintf(o.Out, "testship: go %v (ENV_NAMESPACE=%s)\n", args, namespace)
 	err := cmd.Run()
 	var ee *exec.ExitError
