@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -51,7 +50,7 @@ func (e *Env) runRemote() bool {
 	opts.Pattern = TestPattern(e.t.Name())
 	// The remote copy learns the environment from this description, not
 	// from Helm's release records (its identity reads no Secrets).
-	desc, err := json.Marshal(e.env)
+	desc, err := e.env.Describe()
 	if err != nil {
 		e.t.Fatalf("testenv: describe the environment for the remote runner: %v", err)
 	}

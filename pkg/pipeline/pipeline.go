@@ -12,7 +12,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -130,7 +129,7 @@ func Remote(ctx context.Context, o Options) error {
 	ro := runner.NewOptions(o.Run, env.Namespace, testImage, o.Image.TestPackage)
 	// The remote copy learns the environment from this description, not
 	// from Helm's release records (its identity reads no Secrets).
-	desc, err := json.Marshal(env)
+	desc, err := env.Describe()
 	if err != nil {
 		return fmt.Errorf("describe the environment for the remote runner: %w", err)
 	}
