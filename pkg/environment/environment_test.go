@@ -1,6 +1,7 @@
 package environment
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -257,5 +258,20 @@ func TestLoadChartSources(t *testing.T) {
 	}
 	if _, _, err := loadChart(config.ChartRef{Name: "x", Source: "https://charts.example.com"}, false, "charts"); err == nil {
 		t.Error("repository source without #chart accepted")
+	}
+}
+
+// Finish's keep branch says once how to remove the environment and touches
+// no cluster (no client configuration at all here).
+func TestFinishKeeps(t *testing.T) {
+	var out strings.Builder
+	c := config.Env{Keep: config.KeepOnFail, Timeout: time.Second}
+	if err := Finish(context.Background(), nil, c, "ts-keep", true, &out); err != nil {
+		t.Fatal(err)
+	}
+	msg := out.String()
+	if strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "keeping the environment in namespace ts-keep (KEEP_ENVIRONMENTS=onfail, test failed: true)") ||
+		!strings.Contains(msg, "ENV_NAMESPACE=ts-keep mage env:destroy") {
+		t.Errorf("Finish said %q", msg)
 	}
 }

@@ -172,7 +172,7 @@ func Remote(ctx context.Context, o Options) error {
 		_ = gha.SetOutput("exit_code", strconv.Itoa(res.ExitCode))
 		_ = gha.AppendSummary(res.Markdown())
 	}
-	if After(detach, res, ctx.Err() != nil, o.Env.Keep, err != nil) == Leave {
+	if After(detach, res, ctx.Err() != nil) == Leave {
 		// The run goes on (or was just cancelled within Mage's grace
 		// period): its environment stays until env:destroy.
 		return err
@@ -187,37 +187,31 @@ func Remote(ctx context.Context, o Options) error {
 type Outcome int
 
 const (
-	// Destroy the environment.
-	Destroy Outcome = iota
-	// Keep it, and say how to remove it (KEEP_ENVIRONMENTS).
-	Keep
+	// Finish: keep or destroy it as KEEP_ENVIRONMENTS says
+	// (environment.Finish, the one keep-or-destroy decision).
+	Finish Outcome = iota
 	// Leave it without a word: the run goes on (detached, local wait
 	// timeout) or was interrupted.
 	Leave
 )
 
 func (a Outcome) String() string {
-	switch a {
-	case Keep:
-		return "keep"
-	case Leave:
+	if a == Leave {
 		return "leave"
 	}
-	return "destroy"
+	return "finish"
 }
 
-// After decides what happens to the environment after a remote run:
-// detached is whether the caller detached, res the run's result (nil when
-// following failed or was interrupted), interrupted whether the caller's
-// context ended, failed whether the run's outcome was an error.
-func After(detach bool, res *runner.Result, interrupted bool, keep config.Keep, failed bool) Outcome {
+// After decides whether the environment is finished (kept or destroyed
+// by environment.Finish) or left alone after a remote run: detached is
+// whether the caller detached, res the run's result (nil when following
+// failed or was interrupted), interrupted whether the caller's context
+// ended.
+func After(detach bool, res *runner.Result, interrupted bool) Outcome {
 	if detach || (res != nil && res.Reason == runner.ReasonWaitTimeout) || interrupted {
 		return Leave
 	}
-	if keep.Keeps(failed) {
-		return Keep
-	}
-	return Destroy
+	return Finish
 }
 
 // EventsPath is where the `go test -json` events go next to the JUnit

@@ -29,23 +29,18 @@ func TestAfter(t *testing.T) {
 		detach      bool
 		res         *runner.Result
 		interrupted bool
-		keep        config.Keep
-		failed      bool
 		want        Outcome
 	}{
-		{"passed, never", false, passed, false, config.KeepNever, false, Destroy},
-		{"failed, never", false, failed, false, config.KeepNever, true, Destroy},
-		{"passed, onfail", false, passed, false, config.KeepOnFail, false, Destroy},
-		{"failed, onfail", false, failed, false, config.KeepOnFail, true, Keep},
-		{"fault, onfail", false, fault, false, config.KeepOnFail, true, Keep},
-		{"passed, always", false, passed, false, config.KeepAlways, false, Keep},
-		{"launch or follow error, never", false, nil, false, config.KeepNever, true, Destroy},
-		{"launch or follow error, onfail", false, nil, false, config.KeepOnFail, true, Keep},
-		{"detached, never", true, &runner.Result{Detached: true}, false, config.KeepNever, false, Leave},
-		{"local wait timeout, never", false, waitTimeout, false, config.KeepNever, true, Leave},
-		{"interrupted, never", false, nil, true, config.KeepNever, true, Leave},
+		{"passed", false, passed, false, Finish},
+		{"failed", false, failed, false, Finish},
+		{"fault", false, fault, false, Finish},
+		{"launch or follow error", false, nil, false, Finish},
+		{"detached", true, &runner.Result{Detached: true}, false, Leave},
+		{"local wait timeout", false, waitTimeout, false, Leave},
+		{"interrupted", false, nil, true, Leave},
+		{"interrupted after a result", false, failed, true, Leave},
 	} {
-		if got := After(c.detach, c.res, c.interrupted, c.keep, c.failed); got != c.want {
+		if got := After(c.detach, c.res, c.interrupted); got != c.want {
 			t.Errorf("%s: After = %s, want %s", c.name, got, c.want)
 		}
 	}
