@@ -32,7 +32,8 @@ var (
 )
 
 // IsRemote reports whether this process is the remote runner's copy of a
-// test (TESTSHIP_REMOTE=true, set on the remote runner's Job).
+// test (TESTSHIP_REMOTE=true, set on the remote runner's Job; read as Load reads it:
+// a value Load refuses counts as false here).
 func IsRemote() bool {
 	b, _ := Bool(RemoteFlag)
 	return b
