@@ -33,7 +33,7 @@ func (CI) E2e(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return seq.Run(ctx)
+	return seq.Execute(ctx)
 }
 
 // Remote pushes the images and runs the test in the cluster (TESTSHIP_MODE remote: wait; detached: return once it runs; attach: follow TESTSHIP_CI_RUN).
@@ -86,11 +86,7 @@ func (CI) Kubeconfig(ctx context.Context) error {
 	if c.Cluster == "" {
 		return nil
 	}
-	dir := os.Getenv("RUNNER_TEMP")
-	if dir == "" {
-		dir = config.Get(config.StateDir)
-	}
-	return ci.Kubeconfig(ctx, c.Cluster, filepath.Join(dir, "kubeconfig"), os.Stdout)
+	return ci.Kubeconfig(ctx, c.Cluster, filepath.Join(c.KubeconfigDir, "kubeconfig"), os.Stdout)
 }
 
 // e2eSequence is ci:e2e's steps: dev:up, image:push, test:e2e, (logs), dev:down.

@@ -32,12 +32,10 @@ func (Env) Deploy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	built, err := environment.StateImages(cfg.Image.StateDir)
+	o, err := environment.OptionsFromConfig(cfg.Env, cfg.Image.StateDir, "local")
 	if err != nil {
 		return err
 	}
-	o := environment.FromConfig(cfg.Env, environment.DetectOrigin("local"))
-	o.Images = environment.ResolveImages(cfg.Env.Charts, built)
 	o.Out = os.Stdout
 	env, err := environment.Deploy(ctx, kc.REST, o)
 	if err != nil {

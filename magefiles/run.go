@@ -136,7 +136,9 @@ func runRemote(ctx context.Context, detach bool) error {
 	if err != nil {
 		return exitCode(err)
 	}
-	o.Detach = detach
+	if detach { // run:detached; run:remote detaches with DETACH_RUNNER=true
+		o.Run.Detach = true
+	}
 	return exitCode(pipeline.Remote(ctx, o))
 }
 

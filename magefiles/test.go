@@ -4,12 +4,12 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/magefile/mage/mg"
 	"github.com/magefile/mage/sh"
 
 	"github.com/testship/testship/pkg/ci"
+	"github.com/testship/testship/pkg/config"
 )
 
 // Test runs testship's own tests.
@@ -48,7 +48,7 @@ func (Test) All(ctx context.Context) error {
 	seq.After = []ci.Step{{Name: "TestDownStatusUp", Run: func(ctx context.Context) error {
 		return sh.RunV("go", "test", "-tags", "e2e e2e_down", "-count=1", "-timeout", "15m", "-run", "^TestDownStatusUp$", "./pkg/devstack/")
 	}}}
-	return seq.Run(ctx)
+	return seq.Execute(ctx)
 }
 
 // Bench runs the benchmarks (image pipeline, remote runner) against the running local stack.
@@ -57,13 +57,10 @@ func (Test) All(ctx context.Context) error {
 // BENCH_TEST_PACKAGE into the test image (default ./tests/link, an 85 MB
 // test binary). Results are what README reports.
 func Bench(ctx context.Context) error {
-	bt := os.Getenv("BENCH_TIME")
-	if bt == "" {
-		bt = "5x"
+	cfg, err := config.Load(config.ForBench...)
+	if err != nil {
+		return err
 	}
-	pkg := os.Getenv("BENCH_TEST_PACKAGE")
-	if pkg == "" {
-		pkg = "./tests/link"
-	}
-	return sh.RunWithV(map[string]string{"BENCH_TEST_PACKAGE": pkg}, "go", "test", "-tags", "e2e", "-p", "1", "-count=1", "-run", "^$", "-bench", ".", "-benchtime", bt, "-timeout", "60m", "./...")
+	b := cfg.Bench
+	return sh.RunWithV(map[string]string{config.BenchTestPackage: b.TestPackage}, "go", "test", "-tags", "e2e", "-p", "1", "-count=1", "-run", "^$", "-bench", ".", "-benchtime", b.Time, "-timeout", "60m", "./...")
 }

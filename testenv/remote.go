@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -28,16 +27,13 @@ import (
 // true when the remote runner took the test.
 func (e *Env) runRemote() bool {
 	e.t.Helper()
-	image := config.Get(config.RunJobImage)
-	if image == "" || IsRemote() {
+	rc := e.run
+	image := rc.JobImage
+	if image == "" || e.pod.Enabled {
 		return false
 	}
-	rc, err := config.LoadRun()
-	if err != nil {
-		e.t.Fatalf("testenv: %v", err)
-	}
-	// Pinned before anything is deployed: the run is of that digest, and
-	// an image that cannot be resolved stops here.
+	// Pinned once, before anything is deployed: the run is of that digest,
+	// and an image that cannot be resolved stops here.
 	pinned, err := imageref.Resolve(e.ctx, image)
 	if err != nil {
 		e.t.Fatalf("testenv: %s=%s: %v", config.RunJobImage, image, err)
@@ -54,13 +50,13 @@ func (e *Env) runRemote() bool {
 	opts.Pattern = TestPattern(e.t.Name())
 	// The remote copy learns the environment from this description, not
 	// from Helm's release records (its identity reads no Secrets).
-	desc, err := json.Marshal(e.env)
+	desc, err := e.env.Describe()
 	if err != nil {
 		e.t.Fatalf("testenv: describe the environment for the remote runner: %v", err)
 	}
 	opts.Environment = string(desc)
 	cs := e.Kube()
-	run, err := runner.Launch(e.ctx, cs, opts, logWriter{e.t})
+	run, err := e.be.launch(e.ctx, cs, opts, logWriter{e.t})
 	if err != nil {
 		e.t.Fatalf("testenv: launch the remote runner: %v", err)
 	}
@@ -76,7 +72,7 @@ func (e *Env) runRemote() bool {
 	defer stop()
 	fo := runner.FollowOptions{WaitOptions: runner.WaitOptions{Out: out, Log: logWriter{e.t}}}
 	fo.FromConfig(rc, e.cfg.Keep)
-	res, err := runner.Follow(ctx, cs, run, fo)
+	res, err := e.be.follow(ctx, cs, run, fo)
 	if err != nil {
 		if res != nil && res.Reason == "" {
 			failed := res.Summary.FailedTop()

@@ -25,7 +25,7 @@ package testenv
 import (
 	"context"
 	"fmt"
-	"os"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +34,7 @@ import (
 	"github.com/testship/testship/pkg/config"
 	"github.com/testship/testship/pkg/environment"
 	"github.com/testship/testship/pkg/kube"
+	"github.com/testship/testship/pkg/runner"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -49,6 +50,8 @@ type Env struct {
 	ctx context.Context
 
 	cfg    config.Env
+	run    config.Run    // ENV_JOB_IMAGE, DETACH_RUNNER, ... (read once, by New)
+	pod    config.Remote // TESTSHIP_REMOTE, TESTSHIP_NAMESPACE, TESTSHIP_ENVIRONMENT
 	images map[string]string
 	values map[string]map[string]any
 
@@ -65,6 +68,33 @@ type Env struct {
 
 	mu       sync.Mutex
 	forwards map[string]*kube.Forward
+
+	be backend
+}
+
+// backend is what Env calls in the cluster; the unit tests replace it
+// (a fake clientset, recorded deploys and launches).
+type backend struct {
+	kube   func() (*kube.Config, kubernetes.Interface, error)
+	deploy func(context.Context, *rest.Config, environment.Options) (*environment.Environment, error)
+	finish func(ctx context.Context, rc *rest.Config, c config.Env, ns string, failed bool, out io.Writer) error
+	launch func(context.Context, kubernetes.Interface, runner.Options, io.Writer) (*runner.Run, error)
+	follow func(context.Context, kubernetes.Interface, *runner.Run, runner.FollowOptions) (*runner.Result, error)
+}
+
+var cluster = backend{
+	kube: func() (*kube.Config, kubernetes.Interface, error) {
+		kc, err := kube.Load()
+		if err != nil {
+			return nil, nil, err
+		}
+		cs, err := kc.Clientset()
+		return kc, cs, err
+	},
+	deploy: environment.Deploy,
+	finish: environment.Finish,
+	launch: runner.Launch,
+	follow: runner.Follow,
 }
 
 // Option changes how New sets up the environment.
@@ -117,18 +147,17 @@ func Keep(k config.Keep) Option {
 // It contacts nothing; Run does.
 func New(t testing.TB, opts ...Option) *Env {
 	t.Helper()
-	// The validation pass of the in-test form: environment and run
-	// variables (image paths do not exist in the test's directory nor in
-	// the remote pod).
+	// The validation pass of the in-test form: environment, run and
+	// remote-pod variables (image paths do not exist in the test's
+	// directory nor in the remote pod).
 	c, err := config.Load(config.ForTest...)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	cfg := c.Env
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	e := &Env{t: t, ctx: ctx, cfg: cfg, images: map[string]string{}, values: map[string]map[string]any{},
-		forwards: map[string]*kube.Forward{}}
+	e := &Env{t: t, ctx: ctx, cfg: c.Env, run: c.Run, pod: c.Remote, images: map[string]string{}, values: map[string]map[string]any{},
+		forwards: map[string]*kube.Forward{}, be: cluster}
 	for _, o := range opts {
 		o(e)
 	}
@@ -149,7 +178,7 @@ func (e *Env) Run() {
 		e.remote = true
 		return
 	}
-	if IsRemote() {
+	if e.pod.Enabled {
 		e.connect()
 		return
 	}
@@ -191,11 +220,7 @@ func (e *Env) Environment() *environment.Environment { return e.env }
 func (e *Env) kubeConfig() *kube.Config {
 	e.t.Helper()
 	if e.kc == nil {
-		kc, err := kube.Load()
-		if err != nil {
-			e.t.Fatalf("testenv: %v", err)
-		}
-		cs, err := kc.Clientset()
+		kc, cs, err := e.be.kube()
 		if err != nil {
 			e.t.Fatalf("testenv: %v", err)
 		}
@@ -210,13 +235,10 @@ func (e *Env) inCluster() bool { return e.connected || e.kubeConfig().InCluster(
 
 func (e *Env) connect() {
 	e.t.Helper()
-	ns := os.Getenv("TESTSHIP_NAMESPACE")
-	if ns == "" {
-		e.t.Fatalf("testenv: TESTSHIP_REMOTE=true but TESTSHIP_NAMESPACE is not set; the remote runner's Job sets both")
-	}
+	ns := e.pod.Namespace // set and valid: config.Load checked it
 	names := environment.ChartNames(e.cfg.Charts)
 	e.kubeConfig()
-	env, err := environment.Connect(e.ctx, e.cs, ns, names, []byte(os.Getenv(environment.EnvDescription)))
+	env, err := environment.Connect(e.ctx, e.cs, ns, names, []byte(e.pod.Environment))
 	if err != nil {
 		e.t.Fatalf("testenv: %v", err)
 	}
@@ -230,19 +252,19 @@ func (e *Env) deploy() error {
 		return nil
 	}
 	kc := e.kubeConfig()
-	built, err := environment.StateImages(config.Get(config.StateDir))
+	// The state file's directory: the image area is not loaded here (its
+	// paths do not exist in the test's directory), only this one value.
+	o, err := environment.OptionsFromConfig(e.cfg, config.Get(config.StateDir), "go-test")
 	if err != nil {
 		return err
 	}
-	images := environment.ResolveImages(e.cfg.Charts, built)
 	for k, v := range e.images {
-		images[k] = v
+		o.Images[k] = v
 	}
-	o := environment.FromConfig(e.cfg, environment.DetectOrigin("go-test"))
-	o.Images, o.Values = images, e.values
+	o.Values = e.values
 	o.Out = logWriter{e.t}
 	start := time.Now()
-	env, err := environment.Deploy(e.ctx, kc.REST, o)
+	env, err := e.be.deploy(e.ctx, kc.REST, o)
 	if env != nil {
 		e.namespace = env.Namespace
 		e.registerCleanup()
@@ -262,7 +284,7 @@ func (e *Env) registerCleanup() {
 	e.cleanupSet = true
 	ns, cfg := e.namespace, e.cfg
 	e.t.Cleanup(func() {
-		if err := environment.Finish(context.Background(), e.kc.REST, cfg, ns, e.t.Failed(), logWriter{e.t}); err != nil {
+		if err := e.be.finish(context.Background(), e.kc.REST, cfg, ns, e.t.Failed(), logWriter{e.t}); err != nil {
 			e.t.Errorf("testenv: destroy environment: %v", err)
 		}
 	})

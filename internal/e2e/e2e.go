@@ -25,7 +25,7 @@ func DevDir() string { return config.Get(config.DevDir) }
 // the test when neither exists.
 func Kubeconfig(t testing.TB) string {
 	t.Helper()
-	path := os.Getenv("KUBECONFIG")
+	path := config.Get(config.Kubeconfig)
 	if path == "" {
 		path = filepath.Join(DevDir(), "kubeconfig")
 	}

@@ -55,9 +55,9 @@ type E2E struct {
 	Log       io.Writer
 }
 
-// Run runs the sequence and returns the first step's error (Down's only
+// Execute runs the sequence and returns the first step's error (Down's only
 // when nothing else failed). Logs and Down run even when ctx is done.
-func (s E2E) Run(ctx context.Context) (err error) {
+func (s E2E) Execute(ctx context.Context) (err error) {
 	log := s.Log
 	if log == nil {
 		log = io.Discard

@@ -56,7 +56,7 @@ func TestE2EOrder(t *testing.T) {
 			if c.after {
 				s.After = []Step{r.step("downstatusup", errOf("downstatusup"))}
 			}
-			err := s.Run(context.Background())
+			err := s.Execute(context.Background())
 			if !reflect.DeepEqual(r.calls, c.want) {
 				t.Errorf("steps = %v, want %v", r.calls, c.want)
 			}
@@ -75,7 +75,7 @@ func TestE2EDownRunsAfterCancel(t *testing.T) {
 		Tests: Step{Name: "tests", Run: func(context.Context) error { cancel(); return context.Canceled }},
 		Down:  Step{Name: "down", Run: func(ctx context.Context) error { downCtxErr = ctx.Err(); return nil }},
 	}
-	if err := s.Run(ctx); !errors.Is(err, context.Canceled) {
+	if err := s.Execute(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("error = %v, want the tests' context.Canceled", err)
 	}
 	if downCtxErr != nil {

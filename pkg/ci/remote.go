@@ -35,8 +35,11 @@ func RunRemote(ctx context.Context, c config.CI) error {
 	if err != nil {
 		return err
 	}
+	if c.Mode == config.ModeDetached { // one Detach, carried by o.Run
+		o.Run.Detach = true
+	}
 	seq := Remote{
-		Detach:         c.Mode == config.ModeDetached,
+		Detach:         o.Run.Detach,
 		CleanupTimeout: 3 * time.Second,
 		Log:            o.Log,
 		Cleanup: func(ctx context.Context, id, ns string) error {
@@ -79,7 +82,6 @@ func RunRemote(ctx context.Context, c config.CI) error {
 		}
 		seq.Run = func(ctx context.Context, started func(id, ns string)) error {
 			ro := o
-			ro.Detach = seq.Detach
 			ro.Started = started
 			return pipeline.Remote(ctx, ro)
 		}
@@ -147,7 +149,7 @@ func Report(out, log io.Writer, events, pkgDir string) {
 		fmt.Fprintf(log, "ci: read %s: %v\n", events, err)
 		return
 	}
-	if gha.Enabled() || os.Getenv("GITHUB_STEP_SUMMARY") != "" {
+	if gha.Enabled() || config.Get(config.GitHubStepSummary) != "" {
 		gha.WriteAnnotations(out, rep.Annotations(Locator(pkgDir)))
 	}
 	_ = gha.AppendSummary(rep.Markdown("Tests", 5))

@@ -14,6 +14,8 @@ var (
 		Help: "where ci:e2e copies the local stack's logs when a step failed (for upload as an artifact)"})
 	CIEKSCluster = Declare(Var{Name: "TESTSHIP_EKS_CLUSTER", Area: "ci",
 		Help: "ci:kubeconfig: the EKS cluster whose kubeconfig `aws eks update-kubeconfig` writes (empty: keep KUBECONFIG)"})
+	CIRunnerTemp = Declare(Var{Name: "RUNNER_TEMP", Area: "ci",
+		Help: "set by GitHub Actions: ci:kubeconfig writes the kubeconfig there (unset: TESTSHIP_STATE_DIR)"})
 )
 
 // Modes of ci:remote.
@@ -30,6 +32,9 @@ type CI struct {
 	KeepStack bool
 	StackLogs string
 	Cluster   string
+	// KubeconfigDir is where ci:kubeconfig writes: RUNNER_TEMP, else
+	// TESTSHIP_STATE_DIR.
+	KubeconfigDir string
 }
 
 // LoadCI reads and validates the CI targets' variables (the ci area of
@@ -41,7 +46,11 @@ func LoadCI() (CI, error) {
 }
 
 func loadCI(c *checker) CI {
-	ci := CI{Mode: strings.ToLower(Get(CIMode)), Run: Get(CIRun), StackLogs: Get(CIStackLogs), Cluster: Get(CIEKSCluster)}
+	ci := CI{Mode: strings.ToLower(Get(CIMode)), Run: Get(CIRun), StackLogs: Get(CIStackLogs), Cluster: Get(CIEKSCluster),
+		KubeconfigDir: Get(CIRunnerTemp)}
+	if ci.KubeconfigDir == "" {
+		ci.KubeconfigDir = Get(StateDir)
+	}
 	switch ci.Mode {
 	case ModeRemote, ModeDetached:
 	case ModeAttach:

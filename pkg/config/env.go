@@ -82,6 +82,9 @@ type Env struct {
 	Timeout     time.Duration
 	Set         string // Helm --set syntax, first key the chart
 	Failed      bool
+	// Images maps a chart name to its TESTSHIP_IMAGE_<CHART> (only those
+	// set), which wins over the image pipeline's state file.
+	Images map[string]string
 	// Safety: namespaces testship may use, their Pod Security level, when
 	// environments expire, whether env:prune deletes.
 	Safety EnvSafety
@@ -248,7 +251,7 @@ func loadEnv(c *checker) Env {
 		return e // the checks below against the charts would only repeat it
 	}
 	checkSet(c, e.Set, e.Charts)
-	checkImageVars(c, e.Charts)
+	e.Images = loadImageVars(c, e.Charts)
 	return e
 }
 
@@ -300,9 +303,11 @@ func checkSet(c *checker, set string, charts []ChartRef) {
 
 const imageVarPrefix = "TESTSHIP_IMAGE_"
 
-// checkImageVars checks every set TESTSHIP_IMAGE_<CHART>: it names a chart
-// of TESTSHIP_CHARTS and holds an image reference.
-func checkImageVars(c *checker, charts []ChartRef) {
+// loadImageVars reads and checks every set TESTSHIP_IMAGE_<CHART>: it names
+// a chart of TESTSHIP_CHARTS and holds an image reference. It returns the
+// non-empty ones by chart name.
+func loadImageVars(c *checker, charts []ChartRef) map[string]string {
+	out := map[string]string{}
 	for _, n := range imageVarNames() {
 		val := strings.TrimSpace(os.Getenv(n))
 		known := false
@@ -325,8 +330,15 @@ func checkImageVars(c *checker, charts []ChartRef) {
 		}
 		if _, err := name.ParseReference(val); err != nil {
 			c.bad(n, val, "", "an image reference such as 127.0.0.1:5000/testship/link:v1 or …@sha256:<digest>")
+			continue
+		}
+		for _, ch := range charts {
+			if ImageVar(ch.Name) == n {
+				out[ch.Name] = val
+			}
 		}
 	}
+	return out
 }
 
 // ImageVar is the variable that overrides the image of a chart:

@@ -13,12 +13,15 @@ const (
 	AreaDev   Area = "dev"
 	AreaKube  Area = "kube"
 	AreaCI    Area = "ci"
+	// AreaRemote: what the remote runner's Job sets on its pod.
+	AreaRemote Area = "remote"
+	AreaBench  Area = "bench"
 )
 
 // The areas each kind of target checks before it does anything.
 var (
 	// ForAll: mage config.
-	ForAll = []Area{AreaImage, AreaEnv, AreaRun, AreaDev, AreaKube, AreaCI}
+	ForAll = []Area{AreaImage, AreaEnv, AreaRun, AreaDev, AreaKube, AreaCI, AreaRemote, AreaBench}
 	// ForDev: dev:*.
 	ForDev = []Area{AreaDev}
 	// ForImage: image:*.
@@ -32,11 +35,13 @@ var (
 	// ForTest: the in-test library (testenv.New), which runs in the test
 	// package's directory and inside the remote pod, where the image
 	// pipeline's paths do not exist and the cluster is the pod's.
-	ForTest = []Area{AreaEnv, AreaRun}
+	ForTest = []Area{AreaEnv, AreaRun, AreaRemote}
 	// ForCIRemote: ci:remote (what run:remote checks, and the CI mode).
 	ForCIRemote = []Area{AreaCI, AreaRun, AreaEnv, AreaImage, AreaKube}
 	// ForCIStack: ci:e2e and test:all (the local stack and the images).
 	ForCIStack = []Area{AreaCI, AreaDev, AreaImage}
+	// ForBench: mage bench.
+	ForBench = []Area{AreaBench}
 	// ForCICleanup: ci:cleanup and ci:kubeconfig.
 	ForCICleanup = []Area{AreaCI, AreaEnv}
 )
@@ -49,6 +54,9 @@ type Config struct {
 	Run   Run
 	Dev   Dev
 	CI    CI
+	// Remote: the remote runner's pod's variables (testenv).
+	Remote Remote
+	Bench  Bench
 }
 
 // Load is the validation pass every target runs before any work: it reads
@@ -85,6 +93,12 @@ func Load(areas ...Area) (*Config, error) {
 	}
 	if want[AreaKube] {
 		checkKube(c)
+	}
+	if want[AreaRemote] {
+		cfg.Remote = loadRemote(c)
+	}
+	if want[AreaBench] {
+		cfg.Bench = loadBench(c)
 	}
 	return cfg, c.err()
 }

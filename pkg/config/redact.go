@@ -134,7 +134,7 @@ var (
 // `::add-mask::` command per value (per line of a multi-line value),
 // once per process.
 func MaskInActions(w io.Writer) {
-	if os.Getenv("GITHUB_ACTIONS") != "true" {
+	if !InActions() {
 		return
 	}
 	maskMu.Lock()

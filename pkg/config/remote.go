@@ -1,11 +1,6 @@
 package config
 
-import (
-	"os"
-	"strings"
-
-	"github.com/testship/testship/pkg/testlog"
-)
+import "github.com/testship/testship/pkg/testlog"
 
 // Variables the remote runner's Job sets for the remote copy of the test
 // (area "remote"): testship writes them, a user never needs to.
@@ -39,5 +34,9 @@ var (
 var PodSyncStart = RunSyncStart
 
 // IsRemote reports whether this process is the remote runner's copy of a
-// test (TESTSHIP_REMOTE=true, set on the remote runner's Job).
-func IsRemote() bool { return strings.EqualFold(os.Getenv(RemoteFlag), "true") }
+// test (TESTSHIP_REMOTE=true, set on the remote runner's Job; read as Load reads it:
+// a value Load refuses counts as false here).
+func IsRemote() bool {
+	b, _ := Bool(RemoteFlag)
+	return b
+}

@@ -72,12 +72,6 @@ type Options struct {
 // Options.Safety.TTL is not set (ENV_TTL's default).
 const DefaultTTL = 6 * time.Hour
 
-// FromConfig returns Options for the validated configuration.
-func FromConfig(c config.Env, o Origin) Options {
-	return Options{Namespace: c.Namespace, Charts: c.Charts, LocalCharts: c.LocalCharts, ChartsDir: c.ChartsDir,
-		Set: c.Set, Timeout: c.Timeout, Origin: o, Safety: c.Safety}
-}
-
 // Environment is a deployed environment. Its JSON form is what the
 // launcher hands the remote copy of a test (TESTSHIP_ENVIRONMENT, read by
 // FromDescription), so that the copy needs no access to Helm's release
@@ -177,13 +171,6 @@ func Deploy(ctx context.Context, rc *rest.Config, o Options) (*Environment, erro
 	}
 	// Load every chart and its values first: a bad chart or value fails the
 	// deploy before anything in the cluster changes.
-	type plan struct {
-		ref    config.ChartRef
-		chart  *chart.Chart
-		source string
-		vals   map[string]any
-		digest string
-	}
 	var plans []plan
 	for _, ref := range o.Charts {
 		ch, src, err := loadChart(ref, o.LocalCharts, o.ChartsDir)
@@ -198,7 +185,7 @@ func Deploy(ctx context.Context, rc *rest.Config, o Options) (*Environment, erro
 			return nil, fmt.Errorf("chart %s needs an image (value image) and none is known: run `mage image:push` "+
 				"(it records app %q in .testship/images.json) or set %s", ref.Name, ref.Name, config.ImageVar(ref.Name))
 		}
-		plans = append(plans, plan{ref, ch, src, vals, Digest(ch, vals)})
+		plans = append(plans, plan{name: ref.Name, chart: ch, source: src, vals: vals, digest: Digest(ch, vals)})
 	}
 
 	env := &Environment{Namespace: ns}
@@ -222,7 +209,7 @@ func Deploy(ctx context.Context, rc *rest.Config, o Options) (*Environment, erro
 		fmt.Fprintf(out, "no charts (TESTSHIP_CHARTS=%s): the environment is the namespace alone\n", config.NoCharts)
 	}
 	for _, p := range plans {
-		r, err := deployOne(ctx, rc, cs, ns, p.ref.Name, p.chart, p.source, p.vals, p.digest, o, out)
+		r, err := deployOne(ctx, target{rc: rc, cs: cs, ns: ns, out: out}, p, o)
 		if r != nil {
 			env.Releases = append(env.Releases, *r)
 		}
@@ -310,9 +297,30 @@ func StalePending(last *release.Release, now time.Time, timeout time.Duration) b
 	return now.Sub(last.Info.LastDeployed.Time) > timeout+time.Minute
 }
 
-func deployOne(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, ns, name string, ch *chart.Chart, source string,
-	vals map[string]any, digest string, o Options, out io.Writer) (*Release, error) {
-	cfg, err := helmConfig(rc, ns, o.Debug)
+// plan is one chart to deploy, loaded and with its values, before anything
+// in the cluster changes.
+type plan struct {
+	name   string // the release (the chart's name in TESTSHIP_CHARTS)
+	chart  *chart.Chart
+	source string // where the chart came from
+	vals   map[string]any
+	digest string // Digest of chart and values
+}
+
+// target is where Deploy deploys: the cluster, the namespace, and where
+// progress goes.
+type target struct {
+	rc  *rest.Config
+	cs  kubernetes.Interface
+	ns  string
+	out io.Writer
+}
+
+// deployOne installs, upgrades or leaves (up to date) one release and
+// waits for its workloads; o gives the timeout and Helm's debug log.
+func deployOne(ctx context.Context, t target, p plan, o Options) (*Release, error) {
+	name, ns := p.name, t.ns
+	cfg, err := helmConfig(t.rc, ns, o.Debug)
 	if err != nil {
 		return nil, err
 	}
@@ -320,13 +328,13 @@ func deployOne(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, ns
 	if err != nil {
 		return nil, fmt.Errorf("chart %s: history of release %s in %s: %w", name, name, ns, err)
 	}
-	r := &Release{Name: name, Chart: ch.Name(), ChartVersion: ch.Metadata.Version, Source: source, Digest: digest, Values: vals}
+	r := &Release{Name: name, Chart: p.chart.Name(), ChartVersion: p.chart.Metadata.Version, Source: p.source, Digest: p.digest, Values: p.vals}
 	if last != nil && !DeployedByTestship(last) {
 		return r, fmt.Errorf("chart %s: namespace %s already holds a release %s that testship did not deploy (no label %s=%s): "+
 			"refusing to take it over; choose another ENV_NAMESPACE or rename the chart in TESTSHIP_CHARTS", name, ns, name, LabelManagedBy, ManagedBy)
 	}
 
-	decision := Decide(last, digest)
+	decision := Decide(last, p.digest)
 	if decision == Pending {
 		if !StalePending(last, time.Now(), o.Timeout) {
 			since := time.Since(last.Info.LastDeployed.Time).Round(time.Second)
@@ -338,7 +346,7 @@ func deployOne(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, ns
 		}
 		// A stale pending record only blocks Helm; mark it failed so the
 		// upgrade below (or install, for a first revision) can go ahead.
-		fmt.Fprintf(out, "%s: release was left %s by a run that is gone (revision %d, %s ago): marking it failed and redeploying\n",
+		fmt.Fprintf(t.out, "%s: release was left %s by a run that is gone (revision %d, %s ago): marking it failed and redeploying\n",
 			name, last.Info.Status, last.Version, time.Since(last.Info.LastDeployed.Time).Round(time.Second))
 		last.SetStatus(release.StatusFailed, "marked failed by testship: left pending by an interrupted run")
 		if err := cfg.Releases.Update(last); err != nil {
@@ -347,7 +355,7 @@ func deployOne(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, ns
 		decision = Upgrade
 	}
 
-	labels := map[string]string{LabelDigest: digest, LabelManagedBy: ManagedBy}
+	labels := map[string]string{LabelDigest: p.digest, LabelManagedBy: ManagedBy}
 	var rel *release.Release
 	switch decision {
 	case UpToDate:
@@ -359,7 +367,7 @@ func deployOne(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, ns
 		in.Labels = labels
 		in.Timeout = o.Timeout
 		in.Description = "testship deploy"
-		rel, err = in.RunWithContext(ctx, ch, vals)
+		rel, err = in.RunWithContext(ctx, p.chart, p.vals)
 	case Upgrade:
 		up := action.NewUpgrade(cfg)
 		up.Namespace = ns
@@ -368,7 +376,7 @@ func deployOne(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, ns
 		up.ResetValues = true
 		up.MaxHistory = 10
 		up.Description = "testship deploy"
-		rel, err = up.RunWithContext(ctx, name, ch, vals)
+		rel, err = up.RunWithContext(ctx, name, p.chart, p.vals)
 	}
 	if err != nil {
 		return r, &condensed{fmt.Sprintf("chart %s: %s release %s in namespace %s: %s", name, decision, name, ns, condense(err.Error())), err}
@@ -376,10 +384,10 @@ func deployOne(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, ns
 	r.Revision, r.Status = rel.Version, rel.Info.Status.String()
 
 	ws := workloads(rel.Manifest)
-	states, werr := waitReady(ctx, cs, ns, name, ws, services(rel.Manifest), o.Timeout)
+	states, werr := waitReady(ctx, t.cs, ns, name, ws, services(rel.Manifest), o.Timeout)
 	r.Workloads = states
 	if werr == nil {
-		if r.Services, werr = serviceInfo(ctx, cs, ns, services(rel.Manifest)); werr != nil {
+		if r.Services, werr = serviceInfo(ctx, t.cs, ns, services(rel.Manifest)); werr != nil {
 			werr = fmt.Errorf("chart %s: %w", name, werr)
 		}
 	}
@@ -396,9 +404,9 @@ func deployOne(ctx context.Context, rc *rest.Config, cs kubernetes.Interface, ns
 	}
 	switch {
 	case r.UpToDate:
-		fmt.Fprintf(out, "%s: up to date (revision %d, chart %s-%s from %s), %s\n", name, r.Revision, r.Chart, r.ChartVersion, source, readySummary(states))
+		fmt.Fprintf(t.out, "%s: up to date (revision %d, chart %s-%s from %s), %s\n", name, r.Revision, r.Chart, r.ChartVersion, p.source, readySummary(states))
 	default:
-		fmt.Fprintf(out, "%s: %sed revision %d (chart %s-%s from %s), %s\n", name, strings.TrimSuffix(decision.String(), "e"), r.Revision, r.Chart, r.ChartVersion, source, readySummary(states))
+		fmt.Fprintf(t.out, "%s: %sed revision %d (chart %s-%s from %s), %s\n", name, strings.TrimSuffix(decision.String(), "e"), r.Revision, r.Chart, r.ChartVersion, p.source, readySummary(states))
 	}
 	return r, nil
 }

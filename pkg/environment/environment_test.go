@@ -1,6 +1,9 @@
 package environment
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -189,10 +192,42 @@ func TestPodProblem(t *testing.T) {
 }
 
 func TestResolveImages(t *testing.T) {
-	t.Setenv("TESTSHIP_IMAGE_LINK", "override:1")
-	got := ResolveImages([]config.ChartRef{{Name: "link"}, {Name: "db"}, {Name: "cache"}}, map[string]string{"link": "built:1", "db": "built-db:1"})
-	if got["link"] != "override:1" || got["db"] != "built-db:1" || got["cache"] != "" {
+	got := ResolveImages([]config.ChartRef{{Name: "link"}, {Name: "db"}, {Name: "cache"}},
+		map[string]string{"link": "override:1", "other": "x:1"}, map[string]string{"link": "built:1", "db": "built-db:1"})
+	if got["link"] != "override:1" || got["db"] != "built-db:1" || got["cache"] != "" || len(got) != 2 {
 		t.Errorf("ResolveImages = %v", got)
+	}
+}
+
+func TestOptionsFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	state := `{"apps":{"link":{"ref":"127.0.0.1:5000/testship/link:abc","digest":"sha256:` + strings.Repeat("a", 64) + `"},` +
+		`"db":{"ref":"127.0.0.1:5000/testship/db:abc","digest":"sha256:` + strings.Repeat("b", 64) + `"}}}`
+	if err := os.WriteFile(filepath.Join(dir, "images.json"), []byte(state), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := config.Env{Namespace: "ns1", Charts: []config.ChartRef{{Name: "link"}, {Name: "db"}}, Set: "link.a=1",
+		Timeout: time.Minute, Images: map[string]string{"db": "postgres:16"}, Safety: config.EnvSafety{PodSecurity: "baseline"}}
+	o, err := OptionsFromConfig(c, dir, "go-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Namespace != "ns1" || o.Set != "link.a=1" || o.Timeout != time.Minute || o.Safety.PodSecurity != "baseline" || len(o.Charts) != 2 {
+		t.Errorf("options = %+v", o)
+	}
+	if want := "127.0.0.1:5000/testship/link@sha256:" + strings.Repeat("a", 64); o.Images["link"] != want {
+		t.Errorf("link image = %q, want the state file's pinned %q", o.Images["link"], want)
+	}
+	if o.Images["db"] != "postgres:16" {
+		t.Errorf("db image = %q, want TESTSHIP_IMAGE_DB's postgres:16", o.Images["db"])
+	}
+	if o.Origin.Trigger != "go-test" && !strings.HasPrefix(o.Origin.Trigger, "github-") {
+		t.Errorf("trigger = %q", o.Origin.Trigger)
+	}
+	// No state file: no built images, not an error.
+	o, err = OptionsFromConfig(config.Env{Charts: []config.ChartRef{{Name: "link"}}}, t.TempDir(), "local")
+	if err != nil || len(o.Images) != 0 {
+		t.Errorf("without a state file: %v, %v", o.Images, err)
 	}
 }
 
@@ -223,5 +258,20 @@ func TestLoadChartSources(t *testing.T) {
 	}
 	if _, _, err := loadChart(config.ChartRef{Name: "x", Source: "https://charts.example.com"}, false, "charts"); err == nil {
 		t.Error("repository source without #chart accepted")
+	}
+}
+
+// Finish's keep branch says once how to remove the environment and touches
+// no cluster (no client configuration at all here).
+func TestFinishKeeps(t *testing.T) {
+	var out strings.Builder
+	c := config.Env{Keep: config.KeepOnFail, Timeout: time.Second}
+	if err := Finish(context.Background(), nil, c, "ts-keep", true, &out); err != nil {
+		t.Fatal(err)
+	}
+	msg := out.String()
+	if strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "keeping the environment in namespace ts-keep (KEEP_ENVIRONMENTS=onfail, test failed: true)") ||
+		!strings.Contains(msg, "ENV_NAMESPACE=ts-keep mage env:destroy") {
+		t.Errorf("Finish said %q", msg)
 	}
 }

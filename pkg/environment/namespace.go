@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/testship/testship/pkg/config"
 	"github.com/testship/testship/pkg/kube"
 	"os"
 	"os/exec"
@@ -67,11 +68,11 @@ type Origin struct {
 // user and git checkout. trigger is used outside CI (e.g. "local").
 func DetectOrigin(trigger string) Origin {
 	o := Origin{Trigger: trigger}
-	if os.Getenv("GITHUB_ACTIONS") == "true" {
-		o.Owner = os.Getenv("GITHUB_ACTOR")
-		o.Commit = os.Getenv("GITHUB_SHA")
-		o.Trigger = "github-" + os.Getenv("GITHUB_EVENT_NAME")
-		o.Scope = "run" + os.Getenv("GITHUB_RUN_ID") + "-" + os.Getenv("GITHUB_RUN_ATTEMPT")
+	if config.InActions() {
+		o.Owner = config.Get(config.GitHubActor)
+		o.Commit = config.Get(config.GitHubSHA)
+		o.Trigger = "github-" + config.Get(config.GitHubEventName)
+		o.Scope = "run" + config.Get(config.GitHubRunID) + "-" + config.Get(config.GitHubRunAttempt)
 	}
 	if o.Owner == "" {
 		o.Owner = os.Getenv("USER")

@@ -14,7 +14,7 @@ import (
 )
 
 // Enabled reports whether the process runs as a GitHub Actions step.
-func Enabled() bool { return os.Getenv("GITHUB_ACTIONS") == "true" }
+func Enabled() bool { return config.InActions() }
 
 // SetOutput appends name=value to $GITHUB_OUTPUT, every secret value
 // (config.RedactText) replaced by <redacted>. Multi-line values use the
@@ -31,7 +31,7 @@ func SetOutput(name, value string) error {
 		delim := "ghadelim_" + hex.EncodeToString(b[:])
 		line = name + "<<" + delim + "\n" + value + "\n" + delim + "\n"
 	}
-	return appendTo("GITHUB_OUTPUT", line)
+	return appendTo(config.GitHubOutput, line)
 }
 
 // AppendSummary appends Markdown to $GITHUB_STEP_SUMMARY, every secret
@@ -41,11 +41,11 @@ func AppendSummary(markdown string) error {
 	if !strings.HasSuffix(markdown, "\n") {
 		markdown += "\n"
 	}
-	return appendTo("GITHUB_STEP_SUMMARY", markdown)
+	return appendTo(config.GitHubStepSummary, markdown)
 }
 
 func appendTo(envVar, text string) error {
-	path := os.Getenv(envVar)
+	path := config.Get(envVar)
 	if path == "" {
 		return nil
 	}
@@ -66,5 +66,5 @@ func SetEnv(name, value string) error {
 	if strings.ContainsAny(name, "=\n") || name == "" || strings.Contains(value, "\n") {
 		return fmt.Errorf("gha: environment variable %q: want a name without '=' or newlines and a one-line value", name)
 	}
-	return appendTo("GITHUB_ENV", name+"="+value+"\n")
+	return appendTo(config.GitHubEnv, name+"="+value+"\n")
 }

@@ -53,10 +53,10 @@ func (c *Config) Clientset() (kubernetes.Interface, error) {
 // Load finds the cluster, in this order: $KUBECONFIG, the in-cluster service
 // account, ~/.kube/config, the local stack's kubeconfig.
 func Load() (*Config, error) {
-	if env := os.Getenv("KUBECONFIG"); env != "" {
+	if env := config.Get(config.Kubeconfig); env != "" {
 		rc, err := fromFiles(filepath.SplitList(env))
 		if err != nil {
-			return nil, fmt.Errorf("KUBECONFIG=%q: %w", env, err)
+			return nil, fmt.Errorf("%s=%q: %w", config.Kubeconfig, env, err)
 		}
 		return &Config{REST: rc, Source: SourceKubeconfigEnv, Path: env}, nil
 	}

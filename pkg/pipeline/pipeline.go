@@ -12,7 +12,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,9 +38,6 @@ type Options struct {
 	Env   config.Env
 	Image config.Image
 	Kube  *kube.Config
-	// Detach returns once the remote test has started (run:detached), as
-	// DETACH_RUNNER=true does.
-	Detach bool
 	// Started, when set, is called with the run's id and namespace as soon
 	// as the run has been launched (pkg/ci records them for its cleanup).
 	Started func(id, namespace string)
@@ -69,19 +65,34 @@ func Load() (Options, error) {
 // with ENV_JOB_IMAGE set) and deploys the environment with the pushed
 // images (a no-op when it is up to date).
 func Prepare(ctx context.Context, o Options) (*environment.Environment, error) {
-	if o.Run.JobImage == "" {
-		if _, err := image.Push(ctx, o.Image, o.Out); err != nil {
-			return nil, err
-		}
-	} else {
-		fmt.Fprintf(o.Out, "testship: test image %s (ENV_JOB_IMAGE): not building images\n", o.Run.JobImage)
+	if _, err := push(ctx, o); err != nil {
+		return nil, err
 	}
-	built, err := environment.StateImages(o.Image.StateDir)
+	return deploy(ctx, o)
+}
+
+// push pushes the images unless ENV_JOB_IMAGE names the test image, and
+// returns the test image to run: ENV_JOB_IMAGE as given, or the pushed
+// test image by digest.
+func push(ctx context.Context, o Options) (string, error) {
+	if o.Run.JobImage != "" {
+		fmt.Fprintf(o.Out, "testship: test image %s (%s): not building images\n", o.Run.JobImage, config.RunJobImage)
+		return o.Run.JobImage, nil
+	}
+	st, err := image.Push(ctx, o.Image, o.Out)
+	if err != nil {
+		return "", err
+	}
+	return st.Test.Pinned(), nil
+}
+
+// deploy deploys the environment with the images of the state file (a
+// no-op when it is up to date).
+func deploy(ctx context.Context, o Options) (*environment.Environment, error) {
+	eo, err := environment.OptionsFromConfig(o.Env, o.Image.StateDir, "local")
 	if err != nil {
 		return nil, err
 	}
-	eo := environment.FromConfig(o.Env, environment.DetectOrigin("local"))
-	eo.Images = environment.ResolveImages(o.Env.Charts, built)
 	eo.Out = o.Out
 	return environment.Deploy(ctx, o.Kube.REST, eo)
 }
@@ -93,39 +104,32 @@ func Prepare(ctx context.Context, o Options) (*environment.Environment, error) {
 // environment per KEEP_ENVIRONMENTS. The error is the run's outcome
 // (*runner.ExitError) or why testship could not do its part.
 func Remote(ctx context.Context, o Options) error {
-	testImage := o.Run.JobImage
-	if testImage != "" {
-		// A tag (ENV_JOB_IMAGE from CI or a user) is pinned before anything
-		// is deployed: the run is of that digest, and an image that cannot
-		// be resolved stops here.
-		pinned, err := imageref.Resolve(ctx, testImage)
-		if err != nil {
-			return fmt.Errorf("%s=%s: %w", config.RunJobImage, testImage, err)
-		}
-		testImage = pinned
-	}
-	env, err := Prepare(ctx, o)
+	ref, err := push(ctx, o)
 	if err != nil {
 		return err
 	}
-	if testImage == "" {
-		state, err := image.LoadState(o.Image.StateDir)
-		if err != nil {
-			return err
-		}
-		testImage = state.Test.Pinned()
+	// The test image is pinned once, before anything is deployed: the run
+	// is of that digest (a tag from CI or a user is resolved to the digest
+	// the registry serves now), and an image that cannot be resolved stops
+	// here.
+	testImage, err := imageref.Resolve(ctx, ref)
+	if err != nil && o.Run.JobImage != "" {
+		return fmt.Errorf("%s=%s: %w", config.RunJobImage, ref, err)
+	} else if err != nil {
+		return fmt.Errorf("the pushed test image %s: %w", ref, err)
+	}
+	env, err := deploy(ctx, o)
+	if err != nil {
+		return err
 	}
 	cs, err := o.Kube.Clientset()
 	if err != nil {
 		return err
 	}
-	if testImage, err = imageref.Resolve(ctx, testImage); err != nil {
-		return err
-	}
 	ro := runner.NewOptions(o.Run, env.Namespace, testImage, o.Image.TestPackage)
 	// The remote copy learns the environment from this description, not
 	// from Helm's release records (its identity reads no Secrets).
-	desc, err := json.Marshal(env)
+	desc, err := env.Describe()
 	if err != nil {
 		return fmt.Errorf("describe the environment for the remote runner: %w", err)
 	}
@@ -141,9 +145,11 @@ func Remote(ctx context.Context, o Options) error {
 	if o.Started != nil {
 		o.Started(run.ID, run.Namespace)
 	}
-	fo := runner.FollowOptions{WaitOptions: runner.WaitOptions{Out: o.Out, Log: o.Log, Detach: o.Detach}}
+	// One Detach: DETACH_RUNNER, or run:detached / TESTSHIP_MODE=detached
+	// setting o.Run.Detach.
+	detach := o.Run.Detach
+	fo := runner.FollowOptions{WaitOptions: runner.WaitOptions{Out: o.Out, Log: o.Log}}
 	fo.FromConfig(o.Run, o.Env.Keep)
-	detach := fo.Detach
 	var rec *runner.Recorder
 	if o.Run.JUnit != "" && !detach {
 		if rec, err = runner.NewRecorder(); err != nil {
@@ -166,7 +172,7 @@ func Remote(ctx context.Context, o Options) error {
 		_ = gha.SetOutput("exit_code", strconv.Itoa(res.ExitCode))
 		_ = gha.AppendSummary(res.Markdown())
 	}
-	if After(detach, res, ctx.Err() != nil, o.Env.Keep, err != nil) == Leave {
+	if After(detach, res, ctx.Err() != nil) == Leave {
 		// The run goes on (or was just cancelled within Mage's grace
 		// period): its environment stays until env:destroy.
 		return err
@@ -181,37 +187,31 @@ func Remote(ctx context.Context, o Options) error {
 type Outcome int
 
 const (
-	// Destroy the environment.
-	Destroy Outcome = iota
-	// Keep it, and say how to remove it (KEEP_ENVIRONMENTS).
-	Keep
+	// Finish: keep or destroy it as KEEP_ENVIRONMENTS says
+	// (environment.Finish, the one keep-or-destroy decision).
+	Finish Outcome = iota
 	// Leave it without a word: the run goes on (detached, local wait
 	// timeout) or was interrupted.
 	Leave
 )
 
 func (a Outcome) String() string {
-	switch a {
-	case Keep:
-		return "keep"
-	case Leave:
+	if a == Leave {
 		return "leave"
 	}
-	return "destroy"
+	return "finish"
 }
 
-// After decides what happens to the environment after a remote run:
-// detached is whether the caller detached, res the run's result (nil when
-// following failed or was interrupted), interrupted whether the caller's
-// context ended, failed whether the run's outcome was an error.
-func After(detach bool, res *runner.Result, interrupted bool, keep config.Keep, failed bool) Outcome {
+// After decides whether the environment is finished (kept or destroyed
+// by environment.Finish) or left alone after a remote run: detached is
+// whether the caller detached, res the run's result (nil when following
+// failed or was interrupted), interrupted whether the caller's context
+// ended.
+func After(detach bool, res *runner.Result, interrupted bool) Outcome {
 	if detach || (res != nil && res.Reason == runner.ReasonWaitTimeout) || interrupted {
 		return Leave
 	}
-	if keep.Keeps(failed) {
-		return Keep
-	}
-	return Destroy
+	return Finish
 }
 
 // EventsPath is where the `go test -json` events go next to the JUnit
@@ -257,7 +257,7 @@ func GoTest(ctx context.Context, o Options, namespace string) error {
 	args := GoTestArgs(o.Run.Timeout.String(), o.Image.TestTags, o.Run.Pattern, o.Image.TestPackage)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Stdout, cmd.Stderr = o.Out, o.Log
-	cmd.Env = append(os.Environ(), config.EnvNamespace+"="+namespace, config.RunJobImage+"=", runner.EnvRemote+"=")
+	cmd.Env = append(os.Environ(), config.EnvNamespace+"="+namespace, config.RunJobImage+"=", config.RemoteFlag+"=")
 	fmt.Fprintf(o.Out, "testship: go %v (ENV_NAMESPACE=%s)\n", args, namespace)
 	err := cmd.Run()
 	var ee *exec.ExitError

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,23 +29,18 @@ func TestAfter(t *testing.T) {
 		detach      bool
 		res         *runner.Result
 		interrupted bool
-		keep        config.Keep
-		failed      bool
 		want        Outcome
 	}{
-		{"passed, never", false, passed, false, config.KeepNever, false, Destroy},
-		{"failed, never", false, failed, false, config.KeepNever, true, Destroy},
-		{"passed, onfail", false, passed, false, config.KeepOnFail, false, Destroy},
-		{"failed, onfail", false, failed, false, config.KeepOnFail, true, Keep},
-		{"fault, onfail", false, fault, false, config.KeepOnFail, true, Keep},
-		{"passed, always", false, passed, false, config.KeepAlways, false, Keep},
-		{"launch or follow error, never", false, nil, false, config.KeepNever, true, Destroy},
-		{"launch or follow error, onfail", false, nil, false, config.KeepOnFail, true, Keep},
-		{"detached, never", true, &runner.Result{Detached: true}, false, config.KeepNever, false, Leave},
-		{"local wait timeout, never", false, waitTimeout, false, config.KeepNever, true, Leave},
-		{"interrupted, never", false, nil, true, config.KeepNever, true, Leave},
+		{"passed", false, passed, false, Finish},
+		{"failed", false, failed, false, Finish},
+		{"fault", false, fault, false, Finish},
+		{"launch or follow error", false, nil, false, Finish},
+		{"detached", true, &runner.Result{Detached: true}, false, Leave},
+		{"local wait timeout", false, waitTimeout, false, Leave},
+		{"interrupted", false, nil, true, Leave},
+		{"interrupted after a result", false, failed, true, Leave},
 	} {
-		if got := After(c.detach, c.res, c.interrupted, c.keep, c.failed); got != c.want {
+		if got := After(c.detach, c.res, c.interrupted); got != c.want {
 			t.Errorf("%s: After = %s, want %s", c.name, got, c.want)
 		}
 	}
@@ -143,5 +139,31 @@ func TestGoTest(t *testing.T) {
 	}
 	if got := out.String(); got != "testship: go [test -v -count=1 -timeout 30m0s -tags e2e -run ^TestLink$ ./tests/link] (ENV_NAMESPACE=ns-1)\n" {
 		t.Errorf("GoTest printed %q", got)
+	}
+}
+
+// ENV_JOB_IMAGE is the test image: nothing is built, and a tag that cannot
+// be resolved to a digest stops the run before anything is deployed (Kube
+// is nil here: any deploy would panic), naming the variable.
+func TestRemoteResolvesJobImageBeforeDeploying(t *testing.T) {
+	var out bytes.Buffer
+	o := Options{Out: &out, Log: io.Discard}
+	o.Run.JobImage = "127.0.0.1:1/testship/test:nothing-here"
+	err := Remote(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), config.RunJobImage) || !strings.Contains(err.Error(), o.Run.JobImage) {
+		t.Fatalf("Remote = %v, want an error naming %s and its value", err, config.RunJobImage)
+	}
+	if !strings.Contains(out.String(), "not building images") {
+		t.Errorf("output %q does not say that no image is built", out.String())
+	}
+}
+
+func TestPushWithJobImageBuildsNothing(t *testing.T) {
+	o := Options{Out: io.Discard}
+	o.Run.JobImage = "reg.example.com/t@sha256:" + strings.Repeat("a", 64)
+	// o.Image is zero: a build would fail on the empty test package.
+	ref, err := push(context.Background(), o)
+	if err != nil || ref != o.Run.JobImage {
+		t.Errorf("push = %q, %v; want ENV_JOB_IMAGE as given", ref, err)
 	}
 }

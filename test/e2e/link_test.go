@@ -1,17 +1,15 @@
 //go:build e2e
 
-package runner_test
+package e2e
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -20,13 +18,11 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/testship/testship/internal/e2e"
+	stack "github.com/testship/testship/internal/e2e"
 	"github.com/testship/testship/internal/testimage"
 	"github.com/testship/testship/pkg/kube"
 	"github.com/testship/testship/pkg/runner"
@@ -38,14 +34,12 @@ import (
 // and TESTSHIP_IMAGE_LINK, so these tests do not depend on Docker.
 
 var (
-	linkOnce            sync.Once
-	linkTest, linkApp   string
-	mageOnce            sync.Once
-	mageBin, mageErrOut string
+	linkOnce          sync.Once
+	linkTest, linkApp string
 )
 
 func linkImages(t *testing.T) (test, app string) {
-	reg := e2e.Registry(t)
+	reg := stack.Registry(t)
 	linkOnce.Do(func() {
 		linkTest, _ = testimage.Test(t, reg, "link-test", "./tests/link", "e2e")
 		linkApp = testimage.Main(t, reg, "link", "./tests/link/cmd/link")
@@ -56,26 +50,6 @@ func linkImages(t *testing.T) (test, app string) {
 	return linkTest, linkApp
 }
 
-// mage compiles the project's Mage targets once (go run magefile.go
-// -compile) so that exit codes reach the test unchanged.
-func mage(t *testing.T) string {
-	root := testimage.RepoRoot(t)
-	mageOnce.Do(func() {
-		bin := filepath.Join(os.TempDir(), fmt.Sprintf("testship-mage-e2e-%d", os.Getpid()))
-		cmd := exec.Command("go", "run", "magefile.go", "-compile", bin)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			mageErrOut = fmt.Sprintf("%v\n%s", err, out)
-			return
-		}
-		mageBin = bin
-	})
-	if mageBin == "" {
-		t.Fatalf("compile the mage targets: %s", mageErrOut)
-	}
-	return mageBin
-}
-
 type linkEnv struct {
 	*cluster
 	env []string
@@ -84,16 +58,11 @@ type linkEnv struct {
 // newLinkEnv prepares a fresh namespace name (deleted at the end) and the
 // variables pointing the targets at it and at the link images.
 func newLinkEnv(t *testing.T) *linkEnv {
-	c := newCluster(t, 0)
+	// The environment deploy creates the namespace itself.
+	c := newCluster(t)
 	test, app := linkImages(t)
-	// The environment deploy creates the namespace itself; start from none.
-	ctx := context.Background()
-	if err := c.cs.CoreV1().Namespaces().Delete(ctx, c.ns, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitNamespaceGone(t, c)
 	env := append(os.Environ(),
-		"KUBECONFIG="+e2e.Kubeconfig(t),
+		"KUBECONFIG="+stack.Kubeconfig(t),
 		"ENV_NAMESPACE="+c.ns,
 		"ENV_JOB_IMAGE="+test,
 		"TESTSHIP_IMAGE_LINK="+app,
@@ -102,32 +71,6 @@ func newLinkEnv(t *testing.T) *linkEnv {
 		"TESTSHIP_STATE_DIR="+t.TempDir(),
 	)
 	return &linkEnv{cluster: c, env: env}
-}
-
-func waitNamespaceGone(t *testing.T, c *cluster) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	for ctx.Err() == nil {
-		ns, err := c.cs.CoreV1().Namespaces().Get(ctx, c.ns, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		// watch from what we just read until it changes, then look again
-		w, err := c.cs.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{ResourceVersion: ns.ResourceVersion, FieldSelector: "metadata.name=" + c.ns})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for ev := range w.ResultChan() {
-			if ev.Type == watch.Deleted || ev.Type == watch.Error {
-				break
-			}
-		}
-		w.Stop()
-	}
-	t.Fatalf("namespace %s not gone", c.ns)
 }
 
 // run runs a command with the link variables (plus extra) and returns its
@@ -151,7 +94,7 @@ func (l *linkEnv) run(t *testing.T, extra []string, name string, args ...string)
 // created reads the link service's created counter (a port-forward to the
 // Service): how many links the test logic created in this environment.
 func (l *linkEnv) created(t *testing.T) int {
-	rc, err := clientcmd.BuildConfigFromFlags("", e2e.Kubeconfig(t))
+	rc, err := clientcmd.BuildConfigFromFlags("", stack.Kubeconfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +359,7 @@ func TestRunKillAndReattach(t *testing.T) {
 	cmd := exec.Command(bin, "run:remote")
 	cmd.Dir = testimage.RepoRoot(t)
 	cmd.Env = append(append([]string{}, l.env...), "ENV_JOB_IMAGE="+probeImage(t), "TESTSHIP_RUN=^TestSleep$", "TEST_PROBE_SLEEP=8s", "TEST_PROBE_EXIT_CODE=3")
-	var out e2e.SyncBuffer
+	var out stack.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -437,7 +380,7 @@ func TestRunKillAndReattach(t *testing.T) {
 }
 
 // waitRunID reads a running mage's output until it names its run.
-func waitRunID(t *testing.T, out *e2e.SyncBuffer) string {
+func waitRunID(t *testing.T, out *stack.SyncBuffer) string {
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		if m := runIDPattern.FindStringSubmatch(out.String()); m != nil {
@@ -458,7 +401,7 @@ func TestRunInterruptCancels(t *testing.T) {
 	cmd := exec.Command(bin, "run:remote")
 	cmd.Dir = testimage.RepoRoot(t)
 	cmd.Env = append(append([]string{}, l.env...), "ENV_JOB_IMAGE="+probeImage(t), "TESTSHIP_RUN=^TestSleep$", "TEST_PROBE_SLEEP=60s")
-	var out e2e.SyncBuffer
+	var out stack.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -480,7 +423,7 @@ func TestRunInterruptCancels(t *testing.T) {
 	again := exec.Command(bin, "run:remote")
 	again.Dir = cmd.Dir
 	again.Env = append(append([]string{}, l.env...), "ENV_JOB_IMAGE="+probeTag, "TESTSHIP_RUN=^TestSleep$", "TEST_PROBE_SLEEP=60s")
-	var out2 e2e.SyncBuffer
+	var out2 stack.SyncBuffer
 	again.Stdout, again.Stderr = &out2, &out2
 	if err := again.Start(); err != nil {
 		t.Fatal(err)
@@ -524,12 +467,4 @@ func TestRunRemoteKeepPolicy(t *testing.T) {
 	if err == nil && ns.DeletionTimestamp == nil {
 		t.Errorf("KEEP_ENVIRONMENTS=never: namespace %s still there after the run:\n%s", l.ns, out)
 	}
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if mageBin != "" {
-		os.Remove(mageBin)
-	}
-	os.Exit(code)
 }

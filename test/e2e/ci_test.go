@@ -1,6 +1,6 @@
 //go:build e2e
 
-package ci
+package e2e
 
 import (
 	"bufio"
@@ -18,64 +18,10 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/testship/testship/internal/e2e"
+	stack "github.com/testship/testship/internal/e2e"
 	"github.com/testship/testship/pkg/runner"
 )
-
-const repoRoot = "../.."
-
-var (
-	compileOnce sync.Once
-	compiled    string
-	compileErr  error
-	compileDir  string
-)
-
-// mage compiles the Mage targets once, as a workflow job does.
-func mage(t *testing.T) string {
-	t.Helper()
-	compileOnce.Do(func() {
-		compileDir, compileErr = os.MkdirTemp("", "testship-ci-e2e-")
-		if compileErr != nil {
-			return
-		}
-		compiled = filepath.Join(compileDir, "testship-mage")
-		cmd := exec.Command("go", "run", "magefile.go", "-compile", compiled)
-		cmd.Dir = repoRoot
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			compileErr = errors.New(string(out))
-		}
-	})
-	if compileErr != nil {
-		t.Fatalf("go run magefile.go -compile: %v", compileErr)
-	}
-	return compiled
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if compileDir != "" {
-		os.RemoveAll(compileDir)
-	}
-	os.Exit(code)
-}
-
-func clientset(t *testing.T) kubernetes.Interface {
-	t.Helper()
-	rc, err := clientcmd.BuildConfigFromFlags("", e2e.Kubeconfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs
-}
 
 // ghaEnv is a step's environment: GITHUB_OUTPUT and GITHUB_STEP_SUMMARY in
 // temporary files, the state and reports in a temporary directory.
@@ -87,8 +33,8 @@ func ghaEnv(t *testing.T, ns string, extra ...string) (env []string, output, sum
 		"GITHUB_STEP_SUMMARY="+summary,
 		"TESTSHIP_STATE_DIR="+filepath.Join(dir, "state"),
 		"TESTSHIP_JUNIT="+filepath.Join(dir, "reports", "junit.xml"),
-		"TESTSHIP_REGISTRY="+e2e.Registry(t),
-		"KUBECONFIG="+e2e.Kubeconfig(t),
+		"TESTSHIP_REGISTRY="+stack.Registry(t),
+		"KUBECONFIG="+stack.Kubeconfig(t),
 		"ENV_NAMESPACE="+ns,
 		"KEEP_ENVIRONMENTS=never",
 		"TESTSHIP_PROGRESS=plain",
@@ -108,27 +54,12 @@ func outputs(path string) map[string]string {
 	return m
 }
 
-func waitNamespaceGone(t *testing.T, cs kubernetes.Interface, ns string, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		_, err := cs.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("namespace %s still there %s after ci:remote ended (err %v)", ns, d, err)
-		}
-		time.Sleep(time.Second)
-	}
-}
-
 // SIGINT to the exec'ed ci:remote while the link test runs (a cancelled
 // GitHub job): the run is cancelled, the environment destroyed
 // (KEEP_ENVIRONMENTS=never), run_id and namespace are in $GITHUB_OUTPUT,
 // and the exit code is 88.
-func TestRemoteInterruptCancelsAndCleansUp(t *testing.T) {
-	e2e.Docker(t)
+func TestCIRemoteInterruptCancelsAndCleansUp(t *testing.T) {
+	stack.Docker(t)
 	bin := mage(t)
 	cs := clientset(t)
 	const ns = "ts-ci-e2e-sigint"
@@ -136,7 +67,7 @@ func TestRemoteInterruptCancelsAndCleansUp(t *testing.T) {
 	cmd := exec.Command(bin, "ci:remote")
 	cmd.Dir = repoRoot
 	cmd.Env = env
-	out := &e2e.SyncBuffer{}
+	out := &stack.SyncBuffer{}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -201,8 +132,8 @@ func TestRemoteInterruptCancelsAndCleansUp(t *testing.T) {
 // an ::error annotation at the failing line of the test's file, and the job
 // summary has the table of passed/failed/skipped and the slowest tests;
 // both reports are written.
-func TestRemoteFailureAnnotatedAndSummarised(t *testing.T) {
-	e2e.Docker(t)
+func TestCIRemoteFailureAnnotatedAndSummarised(t *testing.T) {
+	stack.Docker(t)
 	bin := mage(t)
 	cs := clientset(t)
 	const ns = "ts-ci-e2e-fail"
@@ -255,8 +186,8 @@ func TestRemoteFailureAnnotatedAndSummarised(t *testing.T) {
 // short local wait gives up (exit 87) and leaves it running, named again;
 // ci:cleanup (the workflow's last step, fed the outputs) cancels it and
 // removes the namespace.
-func TestRemoteDetachedAttachAndCleanup(t *testing.T) {
-	e2e.Docker(t)
+func TestCIRemoteDetachedAttachAndCleanup(t *testing.T) {
+	stack.Docker(t)
 	bin := mage(t)
 	cs := clientset(t)
 	const ns = "ts-ci-e2e-detached"

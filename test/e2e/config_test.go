@@ -1,15 +1,12 @@
 //go:build e2e
 
-package config_test
+package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,47 +16,16 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/testship/testship/internal/e2e"
-	"github.com/testship/testship/internal/testimage"
+	stack "github.com/testship/testship/internal/e2e"
 )
 
 // The validation pass through the user's entry point: the Mage targets,
 // against the real cluster, which must see nothing of a refused run.
 
-const secret = "e2e-config-secret-7731"
-
-func compileMage(t *testing.T) (bin, root string) {
-	t.Helper()
-	root = testimage.RepoRoot(t)
-	bin = filepath.Join(t.TempDir(), "mage")
-	cmd := exec.Command("go", "run", "magefile.go", "-compile", bin)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("compile the mage targets: %v\n%s", err, out)
-	}
-	return bin, root
-}
-
-func runMage(t *testing.T, bin, root string, env []string, args ...string) (int, string) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return ee.ExitCode(), out.String()
-	case err != nil:
-		t.Fatalf("%s %v: %v", bin, args, err)
-	}
-	return 0, out.String()
-}
+const configSecret = "e2e-config-secret-7731"
 
 func TestTargetsRefuseBadConfigBeforeAnyWork(t *testing.T) {
-	kubeconfig := e2e.Kubeconfig(t)
+	kubeconfig := stack.Kubeconfig(t)
 	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +35,6 @@ func TestTargetsRefuseBadConfigBeforeAnyWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	bin, root := compileMage(t)
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	ns := "config-e2e-" + hex.EncodeToString(b[:])
@@ -79,21 +44,21 @@ func TestTargetsRefuseBadConfigBeforeAnyWork(t *testing.T) {
 		"ENV_NAMESPACE=" + ns,
 		"ENV_TIMEOUT=bogus",
 		"TESTSHIP_TIMEOUT=bogus",
-		"E2E_TEST_TOKEN=" + secret,
+		"E2E_TEST_TOKEN=" + configSecret,
 		"TESTSHIP_SECRET_VARS=ENV_SET",
-		"ENV_SET=link.password=" + secret + "-set",
+		"ENV_SET=link.password=" + configSecret + "-set",
 		"TESTSHIP_RUNNER_RULES=create:pods",
 	}
 	for _, target := range []string{"env:deploy", "run:remote", "run:detached", "run:local", "config"} {
 		t.Run(target, func(t *testing.T) {
-			code, out := runMage(t, bin, root, bad, target)
+			code, out := runMage(t, bad, target)
 			if code != 89 || !strings.Contains(out, "ENV_TIMEOUT=\"bogus\"") || !strings.Contains(out, "nothing was done") {
 				t.Fatalf("exit %d, want 89 naming ENV_TIMEOUT:\n%s", code, out)
 			}
 			if strings.HasPrefix(target, "run:") && (!strings.Contains(out, "TESTSHIP_TIMEOUT=") || !strings.Contains(out, `rule "create:pods"`)) {
 				t.Fatalf("run target does not report every problem:\n%s", out)
 			}
-			if strings.Contains(out, secret) {
+			if strings.Contains(out, configSecret) {
 				t.Fatalf("output shows a secret:\n%s", out)
 			}
 			// Nothing reached the cluster: the namespace was never made.
@@ -109,7 +74,7 @@ func TestTargetsRefuseBadConfigBeforeAnyWork(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		code, out := runMage(t, bin, root, []string{"KUBECONFIG=" + kubeconfig, "ENV_NAMESPACE=kube-system"}, "env:deploy")
+		code, out := runMage(t, []string{"KUBECONFIG=" + kubeconfig, "ENV_NAMESPACE=kube-system"}, "env:deploy")
 		if code != 89 || !strings.Contains(out, `ENV_NAMESPACE="kube-system"`) {
 			t.Fatalf("exit %d, want 89 naming ENV_NAMESPACE:\n%s", code, out)
 		}
@@ -137,19 +102,19 @@ func TestTargetsRefuseBadConfigBeforeAnyWork(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, target := range []string{"config", "run:list", "env:status"} {
-			code, out := runMage(t, bin, root, []string{"KUBECONFIG=" + broken}, target)
+			code, out := runMage(t, []string{"KUBECONFIG=" + broken}, target)
 			if code != 89 || !strings.Contains(out, `current-context "no-such-context" names no context`) || strings.Contains(out, "KUBERNETES_MASTER") {
 				t.Fatalf("%s: exit %d, want 89 naming the missing context:\n%s", target, code, out)
 			}
 		}
-		code, out := runMage(t, bin, root, []string{"KUBECONFIG=" + filepath.Join(t.TempDir(), "missing")}, "run:list")
+		code, out := runMage(t, []string{"KUBECONFIG=" + filepath.Join(t.TempDir(), "missing")}, "run:list")
 		if code != 89 || !strings.Contains(out, "does not exist") {
 			t.Fatalf("missing KUBECONFIG: exit %d:\n%s", code, out)
 		}
 	})
 
 	t.Run("good configuration", func(t *testing.T) {
-		code, out := runMage(t, bin, root, []string{"KUBECONFIG=" + kubeconfig}, "config")
+		code, out := runMage(t, []string{"KUBECONFIG=" + kubeconfig}, "config")
 		if code != 0 || !strings.Contains(out, "no problem found") {
 			t.Fatalf("exit %d:\n%s", code, out)
 		}

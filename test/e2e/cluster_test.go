@@ -1,0 +1,115 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sort"
+	"sync"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+
+	stack "github.com/testship/testship/internal/e2e"
+	"github.com/testship/testship/internal/testimage"
+	"github.com/testship/testship/pkg/imageref"
+	"github.com/testship/testship/pkg/runner"
+)
+
+// cluster is a test's namespace on the local stack: a fresh name, not yet
+// created (the targets under test create it), deleted at the test's end.
+type cluster struct {
+	cs kubernetes.Interface
+	ns string
+}
+
+func newCluster(t testing.TB) *cluster {
+	t.Helper()
+	var b [3]byte
+	rand.Read(b[:])
+	c := &cluster{cs: clientset(t), ns: "testship-e2e-" + hex.EncodeToString(b[:])}
+	t.Cleanup(func() {
+		_ = c.cs.CoreV1().Namespaces().Delete(context.Background(), c.ns, metav1.DeleteOptions{})
+	})
+	return c
+}
+
+// The probe image: pkg/runner/testdata/probe compiled with `go test -c`,
+// pushed to the local registry once per test process, pinned by digest.
+var (
+	probeOnce sync.Once
+	probeRef  string
+	probeTag  string // the same image by its tag
+)
+
+func probeImage(t testing.TB) string {
+	t.Helper()
+	reg := stack.Registry(t)
+	probeOnce.Do(func() {
+		probeTag, _ = testimage.Test(t, reg, "runner-probe", "./pkg/runner/testdata/probe")
+		var err error
+		if probeRef, err = imageref.Resolve(context.Background(), probeTag); err != nil {
+			t.Errorf("resolve the probe image: %v", err)
+		}
+	})
+	if probeRef == "" {
+		t.Fatal("the probe image was not built (see the first test's log)")
+	}
+	return probeRef
+}
+
+// leftovers lists what testship created for a run.
+func leftovers(t *testing.T, c *cluster, id string) []string {
+	t.Helper()
+	ctx := context.Background()
+	lo := metav1.ListOptions{LabelSelector: labels.SelectorFromSet(labels.Set{runner.LabelRunID: id}).String()}
+	var out []string
+	if l, err := c.cs.BatchV1().Jobs(c.ns).List(ctx, lo); err == nil {
+		for _, o := range l.Items {
+			out = append(out, "job/"+o.Name)
+		}
+	}
+	if l, err := c.cs.CoreV1().Pods(c.ns).List(ctx, lo); err == nil {
+		for _, o := range l.Items {
+			out = append(out, "pod/"+o.Name)
+		}
+	}
+	if l, err := c.cs.CoreV1().Secrets(c.ns).List(ctx, lo); err == nil {
+		for _, o := range l.Items {
+			out = append(out, "secret/"+o.Name)
+		}
+	}
+	if l, err := c.cs.CoreV1().ServiceAccounts(c.ns).List(ctx, lo); err == nil {
+		for _, o := range l.Items {
+			out = append(out, "serviceaccount/"+o.Name)
+		}
+	}
+	if l, err := c.cs.RbacV1().Roles(c.ns).List(ctx, lo); err == nil {
+		for _, o := range l.Items {
+			out = append(out, "role/"+o.Name)
+		}
+	}
+	if l, err := c.cs.RbacV1().RoleBindings(c.ns).List(ctx, lo); err == nil {
+		for _, o := range l.Items {
+			out = append(out, "rolebinding/"+o.Name)
+		}
+	}
+	if l, err := c.cs.CoordinationV1().Leases(c.ns).List(ctx, lo); err == nil {
+		for _, o := range l.Items {
+			out = append(out, "lease/"+o.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func assertGone(t *testing.T, c *cluster, id string) {
+	t.Helper()
+	if l := leftovers(t, c, id); len(l) > 0 {
+		t.Errorf("left behind for run %s: %v", id, l)
+	}
+}
