@@ -16,6 +16,8 @@ import (
 	"github.com/testship/testship/pkg/environment"
 	"github.com/testship/testship/pkg/imageref"
 	"github.com/testship/testship/pkg/runner"
+	"github.com/testship/testship/pkg/shard"
+	"github.com/testship/testship/pkg/testlog"
 )
 
 // runRemote hands the test to the remote runner when ENV_JOB_IMAGE is set
@@ -48,6 +50,16 @@ func (e *Env) runRemote() bool {
 	}
 	opts := runner.NewOptions(rc, e.namespace, pinned, e.t.Name())
 	opts.Pattern = TestPattern(e.t.Name())
+	if rc.Pods.Mode() == testlog.ModeShard {
+		// The in-test form hands over one test: one shard, whatever
+		// TESTSHIP_SHARDS asks (TESTSHIP_PARALLEL copies it instead).
+		top, _, _ := strings.Cut(e.t.Name(), "/")
+		plan := shard.Plan([]string{top}, max(rc.Pods.Shards, 1), nil)
+		if note := shard.Note(rc.Pods.Shards, plan); note != "" {
+			e.t.Logf("testenv: shards: %s; TESTSHIP_PARALLEL runs copies of one test", note)
+		}
+		opts.SetShardPlan(plan)
+	}
 	// The remote copy learns the environment from this description, not
 	// from Helm's release records (its identity reads no Secrets).
 	desc, err := e.env.Describe()

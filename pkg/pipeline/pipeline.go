@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/term"
 	"github.com/testship/testship/pkg/config"
 	"github.com/testship/testship/pkg/environment"
 	"github.com/testship/testship/pkg/gha"
@@ -29,6 +30,8 @@ import (
 	"github.com/testship/testship/pkg/imageref"
 	"github.com/testship/testship/pkg/kube"
 	"github.com/testship/testship/pkg/runner"
+	"github.com/testship/testship/pkg/shard"
+	"github.com/testship/testship/pkg/testlog"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -118,6 +121,12 @@ func Remote(ctx context.Context, o Options) error {
 	} else if err != nil {
 		return fmt.Errorf("the pushed test image %s: %w", ref, err)
 	}
+	// The shards are planned before anything is deployed: a TESTSHIP_RUN
+	// that selects no test stops here, listing the tests there are.
+	split, err := planShards(ctx, o)
+	if err != nil {
+		return err
+	}
 	env, err := deploy(ctx, o)
 	if err != nil {
 		return err
@@ -127,6 +136,9 @@ func Remote(ctx context.Context, o Options) error {
 		return err
 	}
 	ro := runner.NewOptions(o.Run, env.Namespace, testImage, o.Image.TestPackage)
+	if split != nil {
+		ro.SetShardPlan(split.Plan)
+	}
 	// The remote copy learns the environment from this description, not
 	// from Helm's release records (its identity reads no Secrets).
 	desc, err := env.Describe()
@@ -148,7 +160,7 @@ func Remote(ctx context.Context, o Options) error {
 	// One Detach: DETACH_RUNNER, or run:detached / TESTSHIP_MODE=detached
 	// setting o.Run.Detach.
 	detach := o.Run.Detach
-	fo := runner.FollowOptions{WaitOptions: runner.WaitOptions{Out: o.Out, Log: o.Log}}
+	fo := runner.FollowOptions{WaitOptions: runner.WaitOptions{Out: o.Out, Log: o.Log, Color: colorful(o.Out)}}
 	fo.FromConfig(o.Run, o.Env.Keep)
 	var rec *runner.Recorder
 	if o.Run.JUnit != "" && !detach {
@@ -156,7 +168,7 @@ func Remote(ctx context.Context, o Options) error {
 			return err
 		}
 		defer rec.Close()
-		fo.OnLine = rec.Line
+		fo.OnPodLine = rec.PodLine
 	}
 	if detach { // the environment lives at least as long as the detached run may
 		if xerr := environment.ExtendExpiry(ctx, cs, env.Namespace, time.Now().Add(o.Run.Timeout+runner.DeadlineMargin)); xerr != nil && !errors.Is(xerr, environment.ErrNotTestship) {
@@ -166,6 +178,12 @@ func Remote(ctx context.Context, o Options) error {
 	res, err := runner.Follow(ctx, cs, run, fo)
 	if rec != nil && res != nil && !res.Detached {
 		WriteReports(o.Log, rec, o.Run.JUnit, ro.Test, res)
+	}
+	if res != nil && !res.Detached && len(res.Summary.Durations) > 0 {
+		// The next sharded run of this package balances by these.
+		if derr := shard.RecordDurations(o.Image.StateDir, shardKey(o.Image), res.Summary.Durations); derr != nil {
+			fmt.Fprintf(o.Log, "testship: record the tests' durations: %v\n", derr)
+		}
 	}
 	// In GitHub Actions: the exit code and the job summary.
 	if res != nil && !res.Detached {
@@ -181,6 +199,38 @@ func Remote(ctx context.Context, o Options) error {
 		fmt.Fprintf(o.Log, "testship: destroy the environment in namespace %s: %v\n", env.Namespace, derr)
 	}
 	return err
+}
+
+// shardKey names the test package's durations history.
+func shardKey(c config.Image) string { return shard.Key(c.TestPackage, c.TestTags) }
+
+// planShards plans a sharded run (TESTSHIP_SHARDS): the tests a binary of
+// the test package for this machine lists under TESTSHIP_RUN, split by
+// their recorded durations; nil when the run is not sharded. It says how
+// it split them on o.Log.
+func planShards(ctx context.Context, o Options) (*shard.Split, error) {
+	if o.Run.Pods.Mode() != testlog.ModeShard {
+		return nil, nil
+	}
+	bin, err := image.HostTestBinary(ctx, o.Image)
+	if err != nil {
+		return nil, err
+	}
+	split, err := shard.Prepare(ctx, bin, o.Run.Pattern, o.Run.Pods, o.Image.StateDir, shardKey(o.Image))
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range split.Notes {
+		fmt.Fprintf(o.Log, "testship: shards: %s\n", n)
+	}
+	return split, nil
+}
+
+// colorful reports whether the run's output goes to a terminal, where the
+// pods' index prefixes are coloured.
+func colorful(w io.Writer) bool {
+	_, isTerm := term.GetFdInfo(w)
+	return isTerm && !config.InActions()
 }
 
 // Outcome is what happens to the environment after a remote run.
