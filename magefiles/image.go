@@ -53,6 +53,6 @@ func runImage(ctx context.Context, stage image.Stage) error {
 	if err != nil {
 		return err
 	}
-	_, err = image.Run(ctx, cfg.Image, stage, os.Stdout)
+	_, err = image.Build(ctx, cfg.Image, stage, os.Stdout)
 	return err
 }

@@ -148,7 +148,7 @@ func Main(args []string) int {
 	// written. Only the handler is set, so the binary keeps the default.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	o.Signals = sigs
-	return Run(context.Background(), o)
+	return Supervise(context.Background(), o)
 }
 
 // run is the state of one Run.
@@ -179,8 +179,10 @@ func (r *run) getenv(k string) string {
 	return v
 }
 
-// Run runs the binary as Options say and returns the exit code.
-func Run(ctx context.Context, o Options) int {
+// Supervise runs the test binary as Options say (shard selection,
+// synchronised start, signals forwarded, output counted) and returns its
+// exit code after writing the termination record.
+func Supervise(ctx context.Context, o Options) int {
 	r := newRun(o)
 	pod, err := readPod(r.getenv)
 	if err != nil {

@@ -96,7 +96,7 @@ func fixtureRun(t *testing.T, o Options, mode string, env ...string) (int, strin
 	if o.SyncTimeout == 0 {
 		o.SyncTimeout = time.Minute
 	}
-	code := Run(context.Background(), o)
+	code := Supervise(context.Background(), o)
 	b, err := os.ReadFile(log)
 	if err != nil {
 		t.Fatalf("no record: %v\noutput:\n%s", err, out.String())
@@ -188,7 +188,7 @@ func TestSigtermThenSigquitAfterGrace(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "log")
 	done := make(chan int)
 	go func() {
-		done <- Run(context.Background(), Options{Binary: os.Args[0], Env: append(os.Environ(), "ENTRYPOINT_FIXTURE=term-ignore"),
+		done <- Supervise(context.Background(), Options{Binary: os.Args[0], Env: append(os.Environ(), "ENTRYPOINT_FIXTURE=term-ignore"),
 			TerminationLog: log, Stdout: out, Signals: sigs, QuitAfter: 300 * time.Millisecond, Drain: time.Second})
 	}()
 	<-out.seen
@@ -214,7 +214,7 @@ func TestSigtermKillsADefaultGoBinary(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "log")
 	done := make(chan int)
 	go func() {
-		done <- Run(context.Background(), Options{Binary: os.Args[0], Env: append(os.Environ(), "ENTRYPOINT_FIXTURE=term-die"),
+		done <- Supervise(context.Background(), Options{Binary: os.Args[0], Env: append(os.Environ(), "ENTRYPOINT_FIXTURE=term-die"),
 			TerminationLog: log, Stdout: out, Signals: sigs, QuitAfter: time.Minute, Drain: time.Second})
 	}()
 	<-out.seen

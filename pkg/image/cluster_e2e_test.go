@@ -47,7 +47,7 @@ func stackConfig(t *testing.T) config.Image {
 func pushWith(t *testing.T, cfg config.Image, b config.ImageBuild) (*State, string) {
 	t.Helper()
 	var out bytes.Buffer
-	st, err := RunWith(context.Background(), cfg, b, StagePush, &out)
+	st, err := BuildWith(context.Background(), cfg, b, StagePush, &out)
 	if err != nil {
 		t.Fatalf("push (%s builder): %v\n%s", b.Builder, err, out.String())
 	}
@@ -255,7 +255,7 @@ func TestDirectPushWithoutEngine(t *testing.T) {
 	}
 	cfg.Repository += "-fresh"
 	var buf bytes.Buffer
-	_, err := RunWith(context.Background(), cfg, config.ImageBuild{Builder: "direct", Compression: Gzip}, StagePush, &buf)
+	_, err := BuildWith(context.Background(), cfg, config.ImageBuild{Builder: "direct", Compression: Gzip}, StagePush, &buf)
 	if err == nil || !strings.Contains(err.Error(), "base image "+cfg.Registry+"/"+cfg.Repository+"/base:") || !strings.Contains(err.Error(), "is not in the registry") || !strings.Contains(err.Error(), "DOCKER_HOST") {
 		t.Fatalf("want the missing base named with what to do, got %v", err)
 	}

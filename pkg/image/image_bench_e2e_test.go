@@ -242,7 +242,7 @@ func BenchmarkPushCold(b *testing.B) {
 		cfg := testConfig(b, reg.host, pkg)
 		cfg.Apps = []config.App{{Name: "app", Package: "./testdata/fixture/cmd/app"}}
 		t0 := time.Now()
-		if _, err := RunWith(context.Background(), cfg, config.ImageBuild{Builder: "engine", Compression: Gzip}, StagePush, io.Discard); err != nil {
+		if _, err := BuildWith(context.Background(), cfg, config.ImageBuild{Builder: "engine", Compression: Gzip}, StagePush, io.Discard); err != nil {
 			b.Fatal(err)
 		}
 		engine += time.Since(t0)
@@ -252,7 +252,7 @@ func BenchmarkPushCold(b *testing.B) {
 		cfg2.Apps = cfg.Apps
 		b.StartTimer()
 		t1 := time.Now()
-		if _, err := RunWith(context.Background(), cfg2, config.ImageBuild{Builder: "direct", Compression: Gzip}, StagePush, io.Discard); err != nil {
+		if _, err := BuildWith(context.Background(), cfg2, config.ImageBuild{Builder: "direct", Compression: Gzip}, StagePush, io.Discard); err != nil {
 			b.Fatal(err)
 		}
 		direct += time.Since(t1)

@@ -439,7 +439,7 @@ func TestImageTestLoadsOnlyWhenAsked(t *testing.T) {
 	cfg := testConfig(t, "127.0.0.1:5000", fixture(t))
 	cfg.Apps = nil
 	var out bytes.Buffer
-	st, err := RunWith(context.Background(), cfg, config.ImageBuild{Builder: "direct", Compression: Gzip}, StageTest, &out)
+	st, err := BuildWith(context.Background(), cfg, config.ImageBuild{Builder: "direct", Compression: Gzip}, StageTest, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -455,7 +455,7 @@ func TestImageTestLoadsOnlyWhenAsked(t *testing.T) {
 		t.Fatal("image:test did not build the base")
 	}
 	out.Reset()
-	st, err = RunWith(context.Background(), cfg, config.ImageBuild{Builder: "direct", Compression: Gzip, Load: true}, StageTest, &out)
+	st, err = BuildWith(context.Background(), cfg, config.ImageBuild{Builder: "direct", Compression: Gzip, Load: true}, StageTest, &out)
 	if err != nil || !strings.Contains(out.String(), "test  loaded "+st.Test.Ref) {
 		t.Fatalf("load: %v\n%s", err, out.String())
 	}
@@ -465,7 +465,7 @@ func TestImageTestLoadsOnlyWhenAsked(t *testing.T) {
 	}
 	// Loaded once: the next image:test finds it in the Engine.
 	out.Reset()
-	if _, err := RunWith(context.Background(), cfg, config.ImageBuild{Builder: "direct", Compression: Gzip, Load: true}, StageTest, &out); err != nil || !strings.Contains(out.String(), "test  "+st.Test.Ref+" up to date (built)") {
+	if _, err := BuildWith(context.Background(), cfg, config.ImageBuild{Builder: "direct", Compression: Gzip, Load: true}, StageTest, &out); err != nil || !strings.Contains(out.String(), "test  "+st.Test.Ref+" up to date (built)") {
 		t.Fatalf("second load: %v\n%s", err, out.String())
 	}
 }

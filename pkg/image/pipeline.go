@@ -101,18 +101,19 @@ type index struct {
 // Push builds whatever is missing and pushes base, test and app images.
 // Images whose tag is already in the registry are neither built nor pushed.
 func Push(ctx context.Context, cfg config.Image, out io.Writer) (*State, error) {
-	return Run(ctx, cfg, StagePush, out)
+	return Build(ctx, cfg, StagePush, out)
 }
 
-// Run runs the pipeline up to stage, with the configuration's builder
-// settings (TESTSHIP_IMAGE_BUILDER, TESTSHIP_LOAD,
+// Build runs the image pipeline up to stage (base, test, push), with the
+// configuration's builder settings (TESTSHIP_IMAGE_BUILDER, TESTSHIP_LOAD,
 // TESTSHIP_LAYER_COMPRESSION).
-func Run(ctx context.Context, cfg config.Image, stage Stage, out io.Writer) (*State, error) {
-	return RunWith(ctx, cfg, cfg.Build, stage, out)
+func Build(ctx context.Context, cfg config.Image, stage Stage, out io.Writer) (*State, error) {
+	return BuildWith(ctx, cfg, cfg.Build, stage, out)
 }
 
-// RunWith runs the pipeline up to stage with the given builder settings.
-func RunWith(ctx context.Context, cfg config.Image, b config.ImageBuild, stage Stage, out io.Writer) (*State, error) {
+// BuildWith runs the image pipeline up to stage with the given builder
+// settings.
+func BuildWith(ctx context.Context, cfg config.Image, b config.ImageBuild, stage Stage, out io.Writer) (*State, error) {
 	if out == nil {
 		out = io.Discard
 	}

@@ -38,14 +38,14 @@ func (o *Options) SetShardPlan(plan [][]string) {
 }
 
 // FromConfig fills what the run variables and KEEP_ENVIRONMENTS decide
-// about following a run: DETACH_RUNNER=true detaches (as does a caller
-// that set Detach already), TESTSHIP_WAIT_TIMEOUT bounds the wait,
+// about following a run: DETACH_RUNNER=true (or run:detached, which sets
+// config.Run.Detach) detaches, TESTSHIP_WAIT_TIMEOUT bounds the wait,
 // TESTSHIP_ON_INTERRUPT=leave leaves the run going on Ctrl-C,
 // TESTSHIP_FAIL_FAST=true ends the wait at the first failed pod, and a
 // run that hit a fault is kept for inspection unless
 // KEEP_ENVIRONMENTS=never.
 func (fo *FollowOptions) FromConfig(c config.Run, keep config.Keep) {
-	fo.Detach = fo.Detach || c.Detach
+	fo.Detach = c.Detach
 	fo.Timeout = c.WaitTimeout
 	fo.LeaveOnInterrupt = c.LeaveOnInterrupt
 	fo.KeepOnFault = keep != config.KeepNever

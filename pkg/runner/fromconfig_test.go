@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/testship/testship/pkg/config"
+	"github.com/testship/testship/pkg/testlog"
 )
 
 func TestNewOptions(t *testing.T) {
@@ -38,16 +39,44 @@ func TestFollowOptionsFromConfig(t *testing.T) {
 	}{
 		{"defaults", false, config.Run{}, config.KeepNever, false, false, false},
 		{"DETACH_RUNNER", false, config.Run{Detach: true}, config.KeepNever, true, false, false},
-		{"run:detached", true, config.Run{}, config.KeepNever, true, false, false},
+		{"run:detached sets config.Run.Detach", false, config.Run{Detach: true}, config.KeepNever, true, false, false},
+		{"config decides alone", true, config.Run{}, config.KeepNever, false, false, false},
 		{"leave, onfail", false, config.Run{LeaveOnInterrupt: true}, config.KeepOnFail, false, true, true},
 		{"always", false, config.Run{}, config.KeepAlways, false, false, true},
+		{"fail fast", false, config.Run{Pods: config.Pods{FailFast: true}}, config.KeepNever, false, false, false},
 	} {
 		fo := FollowOptions{WaitOptions: WaitOptions{Detach: c.preset}}
 		c.cfg.WaitTimeout = 3 * time.Minute
 		fo.FromConfig(c.cfg, c.keep)
-		if fo.Detach != c.wantDet || fo.LeaveOnInterrupt != c.wantLeave || fo.KeepOnFault != c.wantKeep || fo.Timeout != 3*time.Minute {
+		if fo.Detach != c.wantDet || fo.LeaveOnInterrupt != c.wantLeave || fo.KeepOnFault != c.wantKeep || fo.Timeout != 3*time.Minute || fo.FailFast != c.cfg.Pods.FailFast {
 			t.Errorf("%s: Detach %v LeaveOnInterrupt %v KeepOnFault %v Timeout %s, want %v %v %v 3m",
 				c.name, fo.Detach, fo.LeaveOnInterrupt, fo.KeepOnFault, fo.Timeout, c.wantDet, c.wantLeave, c.wantKeep)
+		}
+	}
+}
+
+func TestOptionsPodsFromConfig(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		pods     config.Pods
+		plan     [][]string
+		wantPods int
+		wantMode string
+	}{
+		{"single", config.Pods{Shards: 1, Copies: 1}, nil, 1, testlog.ModeSingle},
+		{"copies", config.Pods{Shards: 1, Copies: 3, SyncStart: true, Spread: config.SpreadHard}, nil, 3, testlog.ModeCopy},
+		{"shards by the plan", config.Pods{Shards: 4, Copies: 1}, [][]string{{"TestA"}, {"TestB"}}, 2, testlog.ModeShard},
+		{"auto", config.Pods{Auto: true, Copies: 1}, [][]string{{"TestA"}, {"TestB"}, {"TestC"}}, 3, testlog.ModeShard},
+	} {
+		o := NewOptions(config.Run{Pods: c.pods}, "ns", "img", "./pkg")
+		if c.plan != nil {
+			o.SetShardPlan(c.plan)
+		}
+		if o.PodCount() != c.wantPods || o.PodMode() != c.wantMode || o.SyncStart != c.pods.SyncStart || o.Spread != c.pods.Spread {
+			t.Errorf("%s: pods %d mode %s sync %v spread %q, want %d %s %v %q", c.name, o.PodCount(), o.PodMode(), o.SyncStart, o.Spread, c.wantPods, c.wantMode, c.pods.SyncStart, c.pods.Spread)
+		}
+		if err := CheckPods(o); err != nil {
+			t.Errorf("%s: %v", c.name, err)
 		}
 	}
 }

@@ -104,22 +104,22 @@ func TestBuildJob(t *testing.T) {
 	for _, e := range c.Env {
 		env[e.Name] = e
 	}
-	if env["FOO"].Value != "bar" || env[EnvRemote].Value != "true" || env[EnvNamespace].Value != "ns1" || env[EnvRunID].Value != "1126-235959-abcd" {
+	if env["FOO"].Value != "bar" || env[config.RemoteFlag].Value != "true" || env[config.RemoteNamespace].Value != "ns1" || env[config.RemoteRunID].Value != "1126-235959-abcd" {
 		t.Errorf("env = %v", c.Env)
 	}
 	tok := env["E2E_TEST_TOKEN"]
 	if tok.Value != "" || tok.ValueFrom == nil || tok.ValueFrom.SecretKeyRef.Name != SecretName("1126-235959-abcd") || tok.ValueFrom.SecretKeyRef.Key != "E2E_TEST_TOKEN" {
 		t.Errorf("secret env = %+v, want a secretKeyRef", tok)
 	}
-	envDesc := env[EnvEnvironment]
-	if envDesc.ValueFrom == nil || envDesc.ValueFrom.SecretKeyRef.Name != SecretName("1126-235959-abcd") || envDesc.ValueFrom.SecretKeyRef.Key != EnvEnvironment {
-		t.Errorf("%s = %+v, want a secretKeyRef into the run's Secret", EnvEnvironment, envDesc)
+	envDesc := env[config.RemoteEnvironment]
+	if envDesc.ValueFrom == nil || envDesc.ValueFrom.SecretKeyRef.Name != SecretName("1126-235959-abcd") || envDesc.ValueFrom.SecretKeyRef.Key != config.RemoteEnvironment {
+		t.Errorf("%s = %+v, want a secretKeyRef into the run's Secret", config.RemoteEnvironment, envDesc)
 	}
-	if s := BuildSecret(o, "1126-235959-abcd"); string(s.Data["E2E_TEST_TOKEN"]) != secretValue || s.Name != SecretName("1126-235959-abcd") || string(s.Data[EnvEnvironment]) != o.Environment {
+	if s := BuildSecret(o, "1126-235959-abcd"); string(s.Data["E2E_TEST_TOKEN"]) != secretValue || s.Name != SecretName("1126-235959-abcd") || string(s.Data[config.RemoteEnvironment]) != o.Environment {
 		t.Errorf("secret = %+v", s)
 	}
 	if s := BuildSecret(Options{}, "x"); s == nil || len(s.Data) != 1 {
-		t.Errorf("without secret variables the Secret holds only %s: %+v", EnvEnvironment, s)
+		t.Errorf("without secret variables the Secret holds only %s: %+v", config.RemoteEnvironment, s)
 	}
 	if !*spec.Suspend {
 		t.Error("the Job is not created suspended")
@@ -137,12 +137,12 @@ func TestBuildJob(t *testing.T) {
 		t.Errorf("container securityContext = %+v", sc)
 	}
 	// a reserved variable never overrides the runner's own
-	o.Env = map[string]string{"PATH": "/evil", EnvNamespace: "other", "KUBERNETES_SERVICE_HOST": "1.2.3.4", "TESTSHIP_CHARTS": "a,b"}
-	o.Secrets = map[string]string{"HOME": "/x", EnvEnvironment: "{}"}
+	o.Env = map[string]string{"PATH": "/evil", config.RemoteNamespace: "other", "KUBERNETES_SERVICE_HOST": "1.2.3.4", "TESTSHIP_CHARTS": "a,b"}
+	o.Secrets = map[string]string{"HOME": "/x", config.RemoteEnvironment: "{}"}
 	counts := map[string]int{}
 	for _, e := range BuildJob(o, "r").Spec.Template.Spec.Containers[0].Env {
 		counts[e.Name]++
-		if e.Name == "PATH" || e.Name == "HOME" || e.Name == "KUBERNETES_SERVICE_HOST" || (e.Name == EnvNamespace && e.Value != "ns1") {
+		if e.Name == "PATH" || e.Name == "HOME" || e.Name == "KUBERNETES_SERVICE_HOST" || (e.Name == config.RemoteNamespace && e.Value != "ns1") {
 			t.Errorf("reserved variable in the pod: %+v", e)
 		}
 	}
@@ -292,7 +292,7 @@ func TestLaunchSequenceAndOwnership(t *testing.T) {
 	}
 	name := IdentityName(run.ID)
 	sec, err := cs.CoreV1().Secrets("ns1").Get(ctx, SecretName(run.ID), metav1.GetOptions{})
-	if err != nil || string(sec.Data[EnvEnvironment]) != o.Environment {
+	if err != nil || string(sec.Data[config.RemoteEnvironment]) != o.Environment {
 		t.Fatalf("secret: %v %v", err, sec)
 	}
 	ownedByJob(t, "Secret", sec, job)

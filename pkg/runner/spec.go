@@ -65,15 +65,6 @@ const (
 	DeadlineMargin = 5 * time.Minute
 )
 
-// Env variables the remote copy of the test reads (declared in pkg/config).
-var (
-	EnvRemote    = config.RemoteFlag
-	EnvNamespace = config.RemoteNamespace
-	EnvRunID     = config.RemoteRunID
-	// EnvEnvironment holds Options.Environment, the description of the
-	// deployed environment (from the run's Secret).
-	EnvEnvironment = config.RemoteEnvironment
-)
 
 // Options describe one remote run.
 type Options struct {
@@ -426,10 +417,10 @@ func BuildJob(o Options, runID string) *batchv1.Job {
 		}}
 	}
 	env := []corev1.EnvVar{
-		{Name: EnvRemote, Value: "true"},
-		{Name: EnvNamespace, Value: o.Namespace},
-		{Name: EnvRunID, Value: runID},
-		fromSecret(EnvEnvironment),
+		{Name: config.RemoteFlag, Value: "true"},
+		{Name: config.RemoteNamespace, Value: o.Namespace},
+		{Name: config.RemoteRunID, Value: runID},
+		fromSecret(config.RemoteEnvironment),
 	}
 	env = append(env, podEnv(o, runID)...)
 	for _, k := range sortedKeys(o.Env) {
@@ -585,7 +576,7 @@ func (o Options) shardPlan() [][]string {
 // BuildSecret returns the Secret holding the run's secret variables and
 // the environment description (key TESTSHIP_ENVIRONMENT, always present).
 func BuildSecret(o Options, runID string) *corev1.Secret {
-	data := map[string][]byte{EnvEnvironment: []byte(o.Environment)}
+	data := map[string][]byte{config.RemoteEnvironment: []byte(o.Environment)}
 	for k, v := range o.Secrets {
 		if !config.Reserved(k) {
 			data[k] = []byte(v)
