@@ -65,7 +65,6 @@ const (
 	DeadlineMargin = 5 * time.Minute
 )
 
-
 // Options describe one remote run.
 type Options struct {
 	Namespace string
