@@ -195,6 +195,13 @@ func IsRemote() bool { return config.IsRemote() }
 // this test, in which case this copy must return without testing anything.
 func (e *Env) WillUseRemoteRunner() bool { return e.remote }
 
+// Pod says which pod of its run this copy of the test is: index 0 to
+// count-1 of count (TESTSHIP_INDEX, TESTSHIP_COUNT, set by the remote
+// runner's Job); 0 and 1 outside a run of several pods. A test run as
+// copies (TESTSHIP_PARALLEL) splits its work, or its expectations, by
+// them.
+func (e *Env) Pod() (index, count int) { return e.pod.Index, max(e.pod.Count, 1) }
+
 // Namespace is the environment's namespace (after Run).
 func (e *Env) Namespace() string { return e.namespace }
 

@@ -81,10 +81,13 @@ func TestLink(t *testing.T) {
 	}
 
 	// The counter is shared by the replicas: it grew by exactly what this
-	// run created (the witness that the test logic ran once).
+	// run created (the witness that the test logic ran once), or by at
+	// least that when copies of this test run at once (TESTSHIP_PARALLEL).
 	after := stats(t, client, base)
-	if after-before != len(want) {
+	if _, copies := env.Pod(); copies == 1 && after-before != len(want) {
 		t.Errorf("created counter went from %d to %d, want +%d", before, after, len(want))
+	} else if after-before < len(want) {
+		t.Errorf("created counter went from %d to %d, want at least +%d (%d copies)", before, after, len(want), copies)
 	}
 	t.Logf("link: %d links resolved by %d replicas; created counter %d -> %d", len(want), len(pods), before, after)
 
