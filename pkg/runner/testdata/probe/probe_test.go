@@ -249,3 +249,16 @@ func TestReport(t *testing.T) {
 		}
 	})
 }
+
+// TestBurst prints 20,000 lines over 50 subtests and exits at once, with no
+// pause for the runtime to copy the tail: the case where containerd 1.6 can
+// drop the last lines, which the entrypoint's record must expose.
+func TestBurst(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		t.Run(fmt.Sprintf("part%02d", i), func(t *testing.T) {
+			for j := 0; j < 400; j++ {
+				fmt.Printf("burst %02d %03d %s\n", i, j, strings.Repeat("y", 60))
+			}
+		})
+	}
+}
