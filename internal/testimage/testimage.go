@@ -9,6 +9,7 @@ package testimage
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -26,6 +27,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/testship/testship/pkg/imageref"
 )
 
 // RepoRoot returns the module root (the directory holding go.mod).
@@ -153,4 +156,29 @@ func layer(bin, entry []byte) []byte {
 	}
 	tw.Close()
 	return buf.Bytes()
+}
+
+// The probe image: pkg/runner/testdata/probe (tests that pass, fail,
+// sleep, flood, ... on demand) compiled with `go test -c`, pushed to the
+// local registry once per test process.
+var (
+	probeOnce          sync.Once
+	probeRef, probeTag string
+)
+
+// Probe returns the probe image by digest (runs are always of a digest)
+// and by its tag, building and pushing it on the first call.
+func Probe(t testing.TB, registry string) (ref, tag string) {
+	t.Helper()
+	probeOnce.Do(func() {
+		probeTag, _ = Test(t, registry, "runner-probe", "./pkg/runner/testdata/probe")
+		var err error
+		if probeRef, err = imageref.Resolve(context.Background(), probeTag); err != nil {
+			t.Errorf("testimage: resolve the probe image: %v", err)
+		}
+	})
+	if probeRef == "" {
+		t.Fatal("testimage: the probe image was not built (see the first test's log)")
+	}
+	return probeRef, probeTag
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -20,33 +19,13 @@ import (
 
 	"github.com/testship/testship/internal/e2e"
 	"github.com/testship/testship/internal/testimage"
-	"github.com/testship/testship/pkg/imageref"
 )
 
-// The probe image: pkg/runner/testdata/probe compiled with `go test -c`,
-// FROM scratch, ENTRYPOINT /testship/run, uid 65532, pushed to the local
-// registry once per test process, pinned by digest.
-var (
-	probeOnce sync.Once
-	probeRef  string
-	probeTag  string // the same image by its tag
-)
-
+// probeImage is the probe image by digest (internal/testimage.Probe).
 func probeImage(t testing.TB) string {
 	t.Helper()
-	reg := e2e.Registry(t)
-	probeOnce.Do(func() {
-		probeTag, _ = testimage.Test(t, reg, "runner-probe", "./pkg/runner/testdata/probe")
-		// runs are always of a digest (Launch refuses a tag)
-		var err error
-		if probeRef, err = imageref.Resolve(context.Background(), probeTag); err != nil {
-			t.Errorf("resolve the probe image: %v", err)
-		}
-	})
-	if probeRef == "" {
-		t.Fatal("the probe image was not built (see the first test's log)")
-	}
-	return probeRef
+	ref, _ := testimage.Probe(t, e2e.Registry(t))
+	return ref
 }
 
 // counting counts API requests and can cut log streams short.

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"sort"
-	"sync"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,7 +15,6 @@ import (
 
 	stack "github.com/testship/testship/internal/e2e"
 	"github.com/testship/testship/internal/testimage"
-	"github.com/testship/testship/pkg/imageref"
 	"github.com/testship/testship/pkg/runner"
 )
 
@@ -38,28 +36,11 @@ func newCluster(t testing.TB) *cluster {
 	return c
 }
 
-// The probe image: pkg/runner/testdata/probe compiled with `go test -c`,
-// pushed to the local registry once per test process, pinned by digest.
-var (
-	probeOnce sync.Once
-	probeRef  string
-	probeTag  string // the same image by its tag
-)
-
+// probeImage is the probe image by digest (internal/testimage.Probe).
 func probeImage(t testing.TB) string {
 	t.Helper()
-	reg := stack.Registry(t)
-	probeOnce.Do(func() {
-		probeTag, _ = testimage.Test(t, reg, "runner-probe", "./pkg/runner/testdata/probe")
-		var err error
-		if probeRef, err = imageref.Resolve(context.Background(), probeTag); err != nil {
-			t.Errorf("resolve the probe image: %v", err)
-		}
-	})
-	if probeRef == "" {
-		t.Fatal("the probe image was not built (see the first test's log)")
-	}
-	return probeRef
+	ref, _ := testimage.Probe(t, stack.Registry(t))
+	return ref
 }
 
 // leftovers lists what testship created for a run.

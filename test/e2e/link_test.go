@@ -422,7 +422,7 @@ func TestRunInterruptCancels(t *testing.T) {
 	// without waiting for the cancelled one.
 	again := exec.Command(bin, "run:remote")
 	again.Dir = cmd.Dir
-	again.Env = append(append([]string{}, l.env...), "ENV_JOB_IMAGE="+probeTag, "TESTSHIP_RUN=^TestSleep$", "TEST_PROBE_SLEEP=60s")
+	again.Env = append(append([]string{}, l.env...), "ENV_JOB_IMAGE="+probeTagOf(t), "TESTSHIP_RUN=^TestSleep$", "TEST_PROBE_SLEEP=60s")
 	var out2 stack.SyncBuffer
 	again.Stdout, again.Stderr = &out2, &out2
 	if err := again.Start(); err != nil {
@@ -467,4 +467,10 @@ func TestRunRemoteKeepPolicy(t *testing.T) {
 	if err == nil && ns.DeletionTimestamp == nil {
 		t.Errorf("KEEP_ENVIRONMENTS=never: namespace %s still there after the run:\n%s", l.ns, out)
 	}
+}
+
+// probeTagOf is the probe image by its tag.
+func probeTagOf(t testing.TB) string {
+	_, tag := testimage.Probe(t, stack.Registry(t))
+	return tag
 }
