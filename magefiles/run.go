@@ -28,7 +28,15 @@ type Run mg.Namespace
 // test from the same image is running attaches instead of starting another
 // (TESTSHIP_NEW_RUN=true starts another). Ctrl-C cancels the run unless
 // TESTSHIP_ON_INTERRUPT=leave. Afterwards KEEP_ENVIRONMENTS decides whether
-// the environment stays. Run `mage vars` for every variable.
+// the environment stays.
+//
+// TESTSHIP_SHARDS=N (or auto) splits the tests over N pods of one Indexed
+// Job, balanced by the durations recorded from earlier runs;
+// TESTSHIP_PARALLEL=N runs N copies of the same tests (TESTSHIP_SYNC_START
+// starts them together). Each pod's output is prefixed with its index, the
+// run ends with one summary and one exit code, and TESTSHIP_FAIL_FAST
+// stops the others at the first failure. Run `mage vars` for every
+// variable.
 func (Run) Remote(ctx context.Context) error {
 	return runRemote(ctx, false)
 }
