@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/testship/testship/pkg/config"
 	"github.com/testship/testship/pkg/environment"
@@ -73,7 +71,7 @@ func (e *Env) runRemote() bool {
 		e.t.Fatalf("testenv: launch the remote runner: %v", err)
 	}
 	if rc.Detach { // the environment lives at least as long as the detached run may
-		if err := environment.ExtendExpiry(e.ctx, cs, e.namespace, time.Now().Add(rc.Timeout+runner.DeadlineMargin)); err != nil && !errors.Is(err, environment.ErrNotTestship) {
+		if err := environment.KeepUntil(e.ctx, cs, e.namespace, runner.Deadline(rc.Timeout)); err != nil {
 			e.t.Logf("testenv: %v", err)
 		}
 	}

@@ -94,6 +94,16 @@ func ExtendedExpiry(current string, until time.Time) (value string, changed bool
 // not create (its expiry is not testship's to set).
 var ErrNotTestship = errors.New("namespace not created by testship")
 
+// KeepUntil is ExtendExpiry for a detached run: the environment in ns
+// lives at least until the run may end (runner.Deadline). A namespace
+// testship did not create keeps its own lifetime, which is no error here.
+func KeepUntil(ctx context.Context, cs kubernetes.Interface, ns string, until time.Time) error {
+	if err := ExtendExpiry(ctx, cs, ns, until); err != nil && !errors.Is(err, ErrNotTestship) {
+		return err
+	}
+	return nil
+}
+
 // ExtendExpiry makes the testship namespace ns live at least until until
 // (annotation testship.dev/expires-at), for a detached run that outlives
 // the deploy's ENV_TTL. It never shortens the expiry, and refuses

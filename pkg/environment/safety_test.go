@@ -136,6 +136,23 @@ func TestExtendExpiry(t *testing.T) {
 	if len(n.Annotations) != 0 {
 		t.Errorf("foreign namespace annotated: %v", n.Annotations)
 	}
+	// KeepUntil (a detached run): the foreign namespace is no error and
+	// stays unchanged; a missing one is an error.
+	if err := KeepUntil(ctx, cs, "theirs", until); err != nil {
+		t.Errorf("KeepUntil of a foreign namespace: %v", err)
+	}
+	if n, _ = cs.CoreV1().Namespaces().Get(ctx, "theirs", metav1.GetOptions{}); len(n.Annotations) != 0 {
+		t.Errorf("KeepUntil annotated a foreign namespace: %v", n.Annotations)
+	}
+	if err := KeepUntil(ctx, cs, "ts-a", until.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ = cs.CoreV1().Namespaces().Get(ctx, "ts-a", metav1.GetOptions{}); n.Annotations[AnnotationExpiresAt] != "2026-11-28T21:00:00Z" {
+		t.Errorf("KeepUntil: expires-at %q", n.Annotations[AnnotationExpiresAt])
+	}
+	if err := KeepUntil(ctx, cs, "gone", until); err == nil {
+		t.Error("KeepUntil of a missing namespace: no error")
+	}
 }
 
 func TestSelectExpired(t *testing.T) {

@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/moby/term"
 	"github.com/testship/testship/pkg/config"
@@ -171,7 +170,7 @@ func Remote(ctx context.Context, o Options) error {
 		fo.OnPodLine = rec.PodLine
 	}
 	if detach { // the environment lives at least as long as the detached run may
-		if xerr := environment.ExtendExpiry(ctx, cs, env.Namespace, time.Now().Add(o.Run.Timeout+runner.DeadlineMargin)); xerr != nil && !errors.Is(xerr, environment.ErrNotTestship) {
+		if xerr := environment.KeepUntil(ctx, cs, env.Namespace, runner.Deadline(o.Run.Timeout)); xerr != nil {
 			fmt.Fprintf(o.Log, "testship: %v\n", xerr)
 		}
 	}

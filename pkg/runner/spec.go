@@ -65,6 +65,10 @@ const (
 	DeadlineMargin = 5 * time.Minute
 )
 
+// Deadline is when a run launched now with test timeout timeout ends at
+// the latest: its Job's activeDeadlineSeconds.
+func Deadline(timeout time.Duration) time.Time { return time.Now().Add(timeout + DeadlineMargin) }
+
 // Options describe one remote run.
 type Options struct {
 	Namespace string
