@@ -10,8 +10,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/testship/testship/internal/syncio"
 	"github.com/testship/testship/pkg/config"
@@ -74,3 +80,39 @@ func Docker(t testing.TB) {
 // follower) while the test reads it from another: syncio.Buffer, under the
 // name the end-to-end tests use.
 type SyncBuffer = syncio.Buffer
+
+// Objects lists, as sorted kind/name, the objects of namespace ns that a
+// testship run creates (Jobs, pods, Secrets, ServiceAccounts, Roles,
+// RoleBindings, Leases) and that match the label selector: what a test
+// expects gone after a run, or unchanged around a refused one.
+func Objects(cs kubernetes.Interface, ns, selector string) []string {
+	ctx := context.Background()
+	lo := metav1.ListOptions{LabelSelector: selector}
+	lists := []struct {
+		kind string
+		list func() (runtime.Object, error)
+	}{
+		{"job", func() (runtime.Object, error) { return cs.BatchV1().Jobs(ns).List(ctx, lo) }},
+		{"pod", func() (runtime.Object, error) { return cs.CoreV1().Pods(ns).List(ctx, lo) }},
+		{"secret", func() (runtime.Object, error) { return cs.CoreV1().Secrets(ns).List(ctx, lo) }},
+		{"serviceaccount", func() (runtime.Object, error) { return cs.CoreV1().ServiceAccounts(ns).List(ctx, lo) }},
+		{"role", func() (runtime.Object, error) { return cs.RbacV1().Roles(ns).List(ctx, lo) }},
+		{"rolebinding", func() (runtime.Object, error) { return cs.RbacV1().RoleBindings(ns).List(ctx, lo) }},
+		{"lease", func() (runtime.Object, error) { return cs.CoordinationV1().Leases(ns).List(ctx, lo) }},
+	}
+	var out []string
+	for _, l := range lists {
+		obj, err := l.list()
+		if err != nil {
+			continue
+		}
+		_ = meta.EachListItem(obj, func(o runtime.Object) error {
+			if a, err := meta.Accessor(o); err == nil {
+				out = append(out, l.kind+"/"+a.GetName())
+			}
+			return nil
+		})
+	}
+	sort.Strings(out)
+	return out
+}

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -287,89 +286,14 @@ func TestRemoteAttachAndDetach(t *testing.T) {
 // leftovers lists what testship created for a run.
 func leftovers(t *testing.T, c *cluster, id string) []string {
 	t.Helper()
-	ctx := context.Background()
-	sel := labels.SelectorFromSet(labels.Set{runner.LabelRunID: id}).String()
-	var out []string
-	jobs, _ := c.cs.BatchV1().Jobs(c.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	for _, j := range jobs.Items {
-		out = append(out, "job/"+j.Name)
-	}
-	pods, _ := c.cs.CoreV1().Pods(c.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	for _, p := range pods.Items {
-		out = append(out, "pod/"+p.Name)
-	}
-	secrets, _ := c.cs.CoreV1().Secrets(c.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	for _, s := range secrets.Items {
-		out = append(out, "secret/"+s.Name)
-	}
-	sas, _ := c.cs.CoreV1().ServiceAccounts(c.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	for _, s := range sas.Items {
-		out = append(out, "serviceaccount/"+s.Name)
-	}
-	roles, _ := c.cs.RbacV1().Roles(c.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	for _, s := range roles.Items {
-		out = append(out, "role/"+s.Name)
-	}
-	rbs, _ := c.cs.RbacV1().RoleBindings(c.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	for _, s := range rbs.Items {
-		out = append(out, "rolebinding/"+s.Name)
-	}
-	leases, _ := c.cs.CoordinationV1().Leases(c.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	for _, s := range leases.Items {
-		out = append(out, "lease/"+s.Name)
-	}
-	return out
+	return e2e.Objects(c.cs, c.ns, labels.SelectorFromSet(labels.Set{runner.LabelRunID: id}).String())
 }
 
 // labelled lists every object in the namespace carrying testship's
 // managed-by label.
 func labelled(t *testing.T, c *cluster) []string {
 	t.Helper()
-	ctx := context.Background()
-	lo := metav1.ListOptions{LabelSelector: runner.LabelManagedBy + "=" + runner.ManagedBy}
-	var out []string
-	add := func(kind string, names ...string) {
-		for _, n := range names {
-			out = append(out, kind+"/"+n)
-		}
-	}
-	if l, err := c.cs.BatchV1().Jobs(c.ns).List(ctx, lo); err == nil {
-		for _, o := range l.Items {
-			add("job", o.Name)
-		}
-	}
-	if l, err := c.cs.CoreV1().Pods(c.ns).List(ctx, lo); err == nil {
-		for _, o := range l.Items {
-			add("pod", o.Name)
-		}
-	}
-	if l, err := c.cs.CoreV1().Secrets(c.ns).List(ctx, lo); err == nil {
-		for _, o := range l.Items {
-			add("secret", o.Name)
-		}
-	}
-	if l, err := c.cs.CoreV1().ServiceAccounts(c.ns).List(ctx, lo); err == nil {
-		for _, o := range l.Items {
-			add("serviceaccount", o.Name)
-		}
-	}
-	if l, err := c.cs.RbacV1().Roles(c.ns).List(ctx, lo); err == nil {
-		for _, o := range l.Items {
-			add("role", o.Name)
-		}
-	}
-	if l, err := c.cs.RbacV1().RoleBindings(c.ns).List(ctx, lo); err == nil {
-		for _, o := range l.Items {
-			add("rolebinding", o.Name)
-		}
-	}
-	if l, err := c.cs.CoordinationV1().Leases(c.ns).List(ctx, lo); err == nil {
-		for _, o := range l.Items {
-			add("lease", o.Name)
-		}
-	}
-	sort.Strings(out)
-	return out
+	return e2e.Objects(c.cs, c.ns, runner.LabelManagedBy+"="+runner.ManagedBy)
 }
 
 func assertGone(t *testing.T, c *cluster, id string) {

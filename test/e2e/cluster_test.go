@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"sort"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,46 +45,7 @@ func probeImage(t testing.TB) string {
 // leftovers lists what testship created for a run.
 func leftovers(t *testing.T, c *cluster, id string) []string {
 	t.Helper()
-	ctx := context.Background()
-	lo := metav1.ListOptions{LabelSelector: labels.SelectorFromSet(labels.Set{runner.LabelRunID: id}).String()}
-	var out []string
-	if l, err := c.cs.BatchV1().Jobs(c.ns).List(ctx, lo); err == nil {
-		for _, o := range l.Items {
-			out = append(out, "job/"+o.Name)
-		}
-	}
-	if l, err := c.cs.CoreV1().Pods(c.ns).List(ctx, lo); err == nil {
-		for _, o := range l.Items {
-			out = append(out, "pod/"+o.Name)
-		}
-	}
-	if l, err := c.cs.CoreV1().Secrets(c.ns).List(ctx, lo); err == nil {
-		for _, o := range l.Items {
-			out = append(out, "secret/"+o.Name)
-		}
-	}
-	if l, err := c.cs.CoreV1().ServiceAccounts(c.ns).List(ctx, lo); err == nil {
-		for _, o := range l.Items {
-			out = append(out, "serviceaccount/"+o.Name)
-		}
-	}
-	if l, err := c.cs.RbacV1().Roles(c.ns).List(ctx, lo); err == nil {
-		for _, o := range l.Items {
-			out = append(out, "role/"+o.Name)
-		}
-	}
-	if l, err := c.cs.RbacV1().RoleBindings(c.ns).List(ctx, lo); err == nil {
-		for _, o := range l.Items {
-			out = append(out, "rolebinding/"+o.Name)
-		}
-	}
-	if l, err := c.cs.CoordinationV1().Leases(c.ns).List(ctx, lo); err == nil {
-		for _, o := range l.Items {
-			out = append(out, "lease/"+o.Name)
-		}
-	}
-	sort.Strings(out)
-	return out
+	return stack.Objects(c.cs, c.ns, labels.SelectorFromSet(labels.Set{runner.LabelRunID: id}).String())
 }
 
 func assertGone(t *testing.T, c *cluster, id string) {
